@@ -1,0 +1,50 @@
+# Two commands on a fresh machine: `make run` serves the agent, `make test` runs the tests.
+# Both create the environment from the committed lock file first (uv; bootstrapped with pip
+# when missing). uv uses this machine's Python 3.11, never a downloaded one.
+
+SHELL := /bin/bash
+PYTHON ?= python3.11
+UV_VERSION := 0.13.9
+export UV_PYTHON_DOWNLOADS := never
+export UV_PYTHON := $(PYTHON)
+
+UV := $(shell command -v uv 2>/dev/null)
+ifeq ($(UV),)
+UV := .tools/bin/uv
+endif
+
+.PHONY: run test check static format sync clean
+
+# The offline model pauses between tokens here so streaming is visible in a terminal.
+run: export OFFLINE_TOKEN_DELAY_MS ?= 30
+run: .venv/.synced
+	$(UV) run --frozen --no-sync agent-server $(ARGS)
+
+test: .venv/.synced
+	$(UV) run --frozen --no-sync pytest $(PYTEST_ARGS)
+
+# Format check, lint, types, tests.
+check: static test
+
+static: .venv/.synced
+	$(UV) run --frozen --no-sync ruff format --check .
+	$(UV) run --frozen --no-sync ruff check .
+	$(UV) run --frozen --no-sync mypy
+
+format: .venv/.synced
+	$(UV) run --frozen --no-sync ruff format .
+	$(UV) run --frozen --no-sync ruff check --fix .
+
+sync: .venv/.synced
+
+.venv/.synced: uv.lock pyproject.toml | $(UV)
+	$(UV) sync --frozen
+	touch $@
+
+# uv is not on this machine: install the pinned release into a private virtualenv with pip.
+.tools/bin/uv:
+	$(PYTHON) -m venv .tools
+	.tools/bin/pip install --quiet "uv==$(UV_VERSION)"
+
+clean:
+	rm -rf .venv .tools .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,137 @@
+"""One error hierarchy, rendered to the OpenAI error envelope in exactly one place.
+
+    ServiceError                      500 server_error       (anything we did not foresee)
+    ├── ClientError                   400 invalid_request_error
+    │   ├── InvalidJSON               400
+    │   ├── InvalidBody               400  (schema failure; param = JSON path)
+    │   ├── AuthenticationRequired    401 authentication_error
+    │   ├── NotFound                  404
+    │   ├── MethodNotAllowed          405
+    │   ├── PayloadTooLarge           413
+    │   └── UnsupportedMediaType      415
+    ├── Overloaded                    503 server_error       (Retry-After)
+    └── UpstreamError                 502 server_error       (the model endpoint failed)
+        ├── UpstreamAuthError         502                    (it refused our credentials)
+        ├── UpstreamRateLimited       429 rate_limit_error   (Retry-After passed on)
+        └── UpstreamTimeout           504
+
+Client errors describe the client's own input. Server errors (5xx) carry a generic message
+and the request id; the detail goes to the log, never to the client.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class ServiceError(Exception):
+    status: ClassVar[int] = 500
+    error_type: ClassVar[str] = "server_error"
+    default_code: ClassVar[str | None] = "internal_error"
+    default_message: ClassVar[str] = "The server failed to handle the request."
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        param: str | None = None,
+        code: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        self.message = message or self.default_message
+        self.param = param
+        self.code = code or self.default_code
+        self.headers = headers or {}
+        super().__init__(self.message)
+
+    def to_envelope(self, request_id: str | None) -> dict[str, Any]:
+        """The OpenAI error body: all four keys present, `code` a string or null."""
+        message = self.message
+        if request_id:
+            message = f"{message} (request id: {request_id})"
+        return {
+            "error": {
+                "message": message,
+                "type": self.error_type,
+                "param": self.param,
+                "code": self.code,
+            }
+        }
+
+
+class ClientError(ServiceError):
+    status = 400
+    error_type = "invalid_request_error"
+    default_code = "invalid_request"
+    default_message = "The request is invalid."
+
+
+class InvalidJSON(ClientError):
+    default_code = "invalid_json"
+    default_message = "The request body is not valid JSON."
+
+
+class InvalidBody(ClientError):
+    default_code = "invalid_value"
+
+
+class AuthenticationRequired(ClientError):
+    status = 401
+    error_type = "authentication_error"
+    default_code = "invalid_api_key"
+    default_message = "A valid API key is required: send it as 'Authorization: Bearer <key>'."
+
+
+class NotFound(ClientError):
+    status = 404
+    default_code = "not_found"
+    default_message = "No such route."
+
+
+class MethodNotAllowed(ClientError):
+    status = 405
+    default_code = "method_not_allowed"
+
+
+class PayloadTooLarge(ClientError):
+    status = 413
+    default_code = "payload_too_large"
+
+
+class UnsupportedMediaType(ClientError):
+    status = 415
+    default_code = "unsupported_media_type"
+    default_message = "The request body must be JSON: send 'Content-Type: application/json'."
+
+
+class Overloaded(ServiceError):
+    status = 503
+    default_code = "overloaded"
+    default_message = "The server is busy; retry shortly."
+
+
+class UpstreamError(ServiceError):
+    status = 502
+    default_code = "upstream_error"
+    default_message = "The model endpoint failed to answer."
+
+
+class UpstreamAuthError(UpstreamError):
+    default_code = "upstream_authentication_failed"
+    default_message = (
+        "The model endpoint refused the agent's credentials; check the server's model "
+        "endpoint configuration."
+    )
+
+
+class UpstreamRateLimited(UpstreamError):
+    status = 429
+    error_type = "rate_limit_error"
+    default_code = "upstream_rate_limited"
+    default_message = "The model endpoint is rate limiting the agent; retry later."
+
+
+class UpstreamTimeout(UpstreamError):
+    status = 504
+    default_code = "upstream_timeout"
+    default_message = "The model endpoint did not answer in time."

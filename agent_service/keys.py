@@ -1,0 +1,23 @@
+"""Every typed key for state on the application and on requests (no string keys)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from .routes import Endpoint
+from .runtime import AgentRuntime
+from .schemas import SchemaSet
+from .settings import Settings
+
+SETTINGS = web.AppKey("settings", Settings)
+SCHEMAS = web.AppKey("schemas", SchemaSet)
+AGENT = web.AppKey("agent", AgentRuntime)
+# The task and framing each POST route serves, looked up by the validation middleware.
+ENDPOINTS = web.AppKey("endpoints", dict[web.AbstractRoute, Endpoint])
+
+REQUEST_ID = web.RequestKey("request_id", str)
+ENDPOINT = web.RequestKey("endpoint", Endpoint)
+# The request body after JSON parsing and schema validation.
+BODY = web.RequestKey("body", dict[str, Any])

@@ -1,0 +1,51 @@
+"""Logging: every line carries the request id of the request it belongs to ("-" outside one)."""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+from typing import Any
+
+current_request_id: contextvars.ContextVar[str] = contextvars.ContextVar(
+    "current_request_id", default="-"
+)
+
+LOG_FORMAT = "%(asctime)s %(levelname)s [%(process)d] %(name)s [%(request_id)s] %(message)s"
+# aiohttp's access log format, with the request id from our response header.
+ACCESS_LOG_FORMAT = '%a "%r" %s %b %Tfs "%{User-Agent}i" [%{X-Request-Id}o]'
+
+
+class RequestIdFilter(logging.Filter):
+    """Adds `request_id` to every record so the format can always print it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not hasattr(record, "request_id"):
+            record.request_id = current_request_id.get()
+        return True
+
+
+def logging_config(level: str) -> dict[str, Any]:
+    """A `logging.config.dictConfig` for the server: our format on stderr, gunicorn's and
+    aiohttp's loggers included."""
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "filters": {"request_id": {"()": RequestIdFilter}},
+        "formatters": {"default": {"format": LOG_FORMAT}},
+        "handlers": {
+            "stderr": {
+                "class": "logging.StreamHandler",
+                "formatter": "default",
+                "filters": ["request_id"],
+                "stream": "ext://sys.stderr",
+            }
+        },
+        "root": {"level": level, "handlers": ["stderr"]},
+        "loggers": {
+            "gunicorn.error": {"level": level, "handlers": ["stderr"], "propagate": False},
+            "gunicorn.access": {"level": "INFO", "handlers": ["stderr"], "propagate": False},
+            # httpx2 logs every request line at INFO, duplicating our access log.
+            "httpx2": {"level": "WARNING"},
+            "httpx": {"level": "WARNING"},
+        },
+    }

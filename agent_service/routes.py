@@ -1,0 +1,25 @@
+"""Which task and which stream framing each agent route serves."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .settings import TaskName
+from .sse import DATA_ONLY, Framing
+from .tasks import TASKS
+from .tasks.base import Task
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    task: Task
+    framing: Framing
+
+
+def agent_endpoints(configured_task: TaskName) -> dict[str, Endpoint]:
+    """POST path → endpoint. `/invocations` follows the configured task (the MLflow and
+    Databricks convention); the OpenAI-compatible paths always speak their own protocol."""
+    return {
+        "/invocations": Endpoint(TASKS[configured_task], DATA_ONLY),
+        "/v1/chat/completions": Endpoint(TASKS["agent/v1/chat"], DATA_ONLY),
+    }

@@ -1,0 +1,46 @@
+"""What one request hands the agent graph, carried in the LangGraph run config.
+
+Request-scoped data travels here, never in globals: the model parameters the client asked
+for, MLflow's `custom_inputs` and `context`, the tools the client offered. The graph reads it
+with `RunOptions.of(config)`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from langchain_core.runnables import RunnableConfig
+
+# The key under `configurable` that holds the RunOptions of the current run.
+CONFIG_KEY = "agent_service_run"
+
+
+@dataclass(frozen=True, slots=True)
+class RunOptions:
+    request_id: str
+    # Parameters for the chat model call: temperature, max_tokens, stop, ... exactly as the
+    # OpenAI Chat Completions API names them (the task adapters translate other protocols).
+    model_params: Mapping[str, Any] = field(default_factory=dict)
+    custom_inputs: Mapping[str, Any] = field(default_factory=dict)
+    # MLflow's ChatContext: conversation_id, user_id.
+    context: Mapping[str, Any] = field(default_factory=dict)
+    # Function tools the client offered, in the OpenAI Chat Completions `tools` format. When
+    # the model calls one of them the run stops and the call goes back to the client.
+    client_tools: tuple[Mapping[str, Any], ...] = ()
+
+    @property
+    def client_tool_names(self) -> frozenset[str]:
+        return frozenset(str(tool["function"]["name"]) for tool in self.client_tools)
+
+    def to_config(self) -> RunnableConfig:
+        return {"configurable": {CONFIG_KEY: self}, "run_name": "agent"}
+
+    @classmethod
+    def of(cls, config: RunnableConfig | None) -> RunOptions:
+        """The options of the run `config` belongs to (defaults when called outside a request,
+        for example when a user runs the graph directly)."""
+        configurable = (config or {}).get("configurable") or {}
+        options = configurable.get(CONFIG_KEY)
+        return options if isinstance(options, RunOptions) else cls(request_id="")

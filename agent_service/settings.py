@@ -1,0 +1,198 @@
+"""Configuration: one frozen dataclass built from an environment mapping.
+
+This is the only module that reads `os.environ`. Everything else receives a `Settings`.
+`Settings.from_env({})` is a complete, valid configuration (offline model, defaults), which is
+what the tests start from. A malformed value fails loudly with the variable's name.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from typing import Literal, TypeVar
+
+ModelBackend = Literal["offline", "openai", "databricks"]
+TaskName = Literal["agent/v1/chat", "agent/v2/chat", "agent/v1/responses"]
+
+TASK_NAMES: tuple[TaskName, ...] = ("agent/v1/chat", "agent/v2/chat", "agent/v1/responses")
+BACKENDS: tuple[ModelBackend, ...] = ("offline", "openai", "databricks")
+
+MIB = 1024 * 1024
+
+
+class SettingsError(ValueError):
+    """A setting has a value we cannot use; the message names the variable."""
+
+
+@dataclass(frozen=True, slots=True)
+class DatabricksAuth:
+    """What we pass to databricks-sdk's `Config`; unset values are resolved by the SDK itself
+    (its own environment variables, `~/.databrickscfg` profiles, the Apps service principal)."""
+
+    host: str | None = None
+    token: str | None = field(default=None, repr=False)
+    client_id: str | None = None
+    client_secret: str | None = field(default=None, repr=False)
+    profile: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    # --- the agent ---
+    agent_name: str = "agent-service"
+    task: TaskName = "agent/v1/chat"
+    # The version reported by /agent/info; empty means "the package version".
+    agent_version: str = ""
+
+    # --- the chat model ---
+    backend: ModelBackend = "offline"
+    databricks_endpoint: str = ""
+    databricks: DatabricksAuth = field(default_factory=DatabricksAuth)
+    openai_base_url: str = ""
+    openai_api_key: str = field(default="", repr=False)
+    openai_model: str = ""
+    model_timeout_s: float = 120.0
+    model_max_retries: int = 2
+    # Delay between tokens of the offline model; makes streaming visible in a terminal.
+    offline_token_delay_s: float = 0.0
+
+    # --- HTTP ---
+    host: str = "127.0.0.1"
+    port: int = 8000
+    workers: int = 1
+    max_body_bytes: int = 16 * MIB
+    # A `: ping` comment on idle streams this often keeps proxies from closing them; 0 = off.
+    sse_heartbeat_s: float = 15.0
+    log_level: str = "INFO"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Build settings from `env` (default: the process environment)."""
+        env = os.environ if env is None else env
+        reader = _Reader(env)
+        defaults = cls()
+        endpoint = reader.text("DATABRICKS_SERVING_ENDPOINT")
+        openai_base_url = reader.text("OPENAI_BASE_URL")
+        openai_api_key = reader.text("OPENAI_API_KEY")
+        openai_model = reader.text("OPENAI_MODEL")
+        chosen = reader.choice("MODEL_BACKEND", ("auto", *BACKENDS), "auto")
+        backend = (
+            _detect_backend(endpoint, openai_base_url, openai_api_key)
+            if chosen == "auto"
+            else next(option for option in BACKENDS if option == chosen)
+        )
+        settings = cls(
+            agent_name=reader.text("AGENT_NAME", defaults.agent_name),
+            task=reader.choice("AGENT_TASK", TASK_NAMES, defaults.task),
+            agent_version=reader.text("AGENT_VERSION"),
+            backend=backend,
+            databricks_endpoint=endpoint,
+            databricks=DatabricksAuth(
+                host=reader.optional("DATABRICKS_HOST"),
+                token=reader.optional("DATABRICKS_TOKEN"),
+                client_id=reader.optional("DATABRICKS_CLIENT_ID"),
+                client_secret=reader.optional("DATABRICKS_CLIENT_SECRET"),
+                profile=reader.optional("DATABRICKS_CONFIG_PROFILE"),
+            ),
+            openai_base_url=openai_base_url,
+            openai_api_key=openai_api_key,
+            openai_model=openai_model,
+            model_timeout_s=reader.number(
+                "MODEL_TIMEOUT_SECONDS", defaults.model_timeout_s, low=0.1
+            ),
+            model_max_retries=reader.integer(
+                "MODEL_MAX_RETRIES", defaults.model_max_retries, low=0
+            ),
+            offline_token_delay_s=reader.number("OFFLINE_TOKEN_DELAY_MS", 0.0, low=0.0) / 1000,
+            host=reader.text("AGENT_HOST", defaults.host),
+            port=reader.integer("DATABRICKS_APP_PORT", defaults.port, low=0, high=65535),
+            workers=reader.integer("WEB_CONCURRENCY", defaults.workers, low=1),
+            max_body_bytes=reader.integer("MAX_BODY_BYTES", defaults.max_body_bytes, low=1024),
+            sse_heartbeat_s=reader.number(
+                "SSE_HEARTBEAT_SECONDS", defaults.sse_heartbeat_s, low=0.0
+            ),
+            log_level=reader.choice(
+                "LOG_LEVEL", ("DEBUG", "INFO", "WARNING", "ERROR"), defaults.log_level, upper=True
+            ),
+        )
+        settings.check()
+        return settings
+
+    def check(self) -> None:
+        """Fail at start-up, not at the first request, when a backend lacks what it needs."""
+        if self.backend == "databricks" and not self.databricks_endpoint:
+            raise SettingsError(
+                "MODEL_BACKEND=databricks needs DATABRICKS_SERVING_ENDPOINT (the endpoint name)"
+            )
+        if self.backend == "openai" and not (self.openai_base_url or self.openai_api_key):
+            raise SettingsError("MODEL_BACKEND=openai needs OPENAI_BASE_URL and/or OPENAI_API_KEY")
+        if self.backend == "openai" and not self.openai_model:
+            raise SettingsError("MODEL_BACKEND=openai needs OPENAI_MODEL (the model name)")
+
+    def describe(self) -> dict[str, object]:
+        """The settings without secrets, for the start-up log."""
+        hidden = {"openai_api_key", "databricks"}
+        shown: dict[str, object] = {
+            f.name: getattr(self, f.name) for f in fields(self) if f.name not in hidden
+        }
+        shown["openai_api_key"] = "set" if self.openai_api_key else "unset"
+        return shown
+
+
+def _detect_backend(endpoint: str, openai_base_url: str, openai_api_key: str) -> ModelBackend:
+    if endpoint:
+        return "databricks"
+    if openai_base_url or openai_api_key:
+        return "openai"
+    return "offline"
+
+
+_T = TypeVar("_T", bound=str)
+
+
+@dataclass(frozen=True, slots=True)
+class _Reader:
+    env: Mapping[str, str]
+
+    def optional(self, name: str) -> str | None:
+        value = self.env.get(name, "").strip()
+        return value or None
+
+    def text(self, name: str, default: str = "") -> str:
+        return self.optional(name) or default
+
+    def choice(self, name: str, allowed: tuple[_T, ...], default: _T, *, upper: bool = False) -> _T:
+        raw = self.optional(name)
+        if raw is None:
+            return default
+        raw = raw.upper() if upper else raw
+        for option in allowed:
+            if raw == option:
+                return option
+        raise SettingsError(f"{name}={raw!r}: expected one of {', '.join(allowed)}")
+
+    def integer(self, name: str, default: int, *, low: int, high: int | None = None) -> int:
+        raw = self.optional(name)
+        if raw is None:
+            return default
+        try:
+            value = int(raw)
+        except ValueError:
+            raise SettingsError(f"{name}={raw!r}: expected an integer") from None
+        if value < low or (high is not None and value > high):
+            bounds = f">= {low}" if high is None else f"between {low} and {high}"
+            raise SettingsError(f"{name}={value}: expected a value {bounds}")
+        return value
+
+    def number(self, name: str, default: float, *, low: float) -> float:
+        raw = self.optional(name)
+        if raw is None:
+            return default
+        try:
+            value = float(raw)
+        except ValueError:
+            raise SettingsError(f"{name}={raw!r}: expected a number") from None
+        if not value >= low:  # also rejects NaN
+            raise SettingsError(f"{name}={value}: expected a value >= {low}")
+        return value

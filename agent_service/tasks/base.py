@@ -1,0 +1,66 @@
+"""What every task module provides, as plain data and pure functions (no aiohttp here).
+
+A task module owns one wire protocol: it turns a validated request body into an `AgentRun`
+(graph input + run options), encodes internal events as that protocol's stream frames, and
+reduces the same events into that protocol's non-streaming body.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from ..events import Event
+from ..runner import AgentRun
+from ..settings import TaskName
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    """One stream event: a JSON payload and, for protocols that name their events, its type."""
+
+    payload: Mapping[str, Any]
+    event: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RequestContext:
+    """What the server knows about a request besides its body."""
+
+    request_id: str
+    agent_name: str
+
+
+class Encoder(Protocol):
+    def encode(self, event: Event) -> list[Frame]:
+        """The frames to send for `event`, in order (often one, sometimes none)."""
+
+
+class Reducer(Protocol):
+    def add(self, event: Event) -> None:
+        """Fold one event into the body being built."""
+
+    def result(self) -> dict[str, Any]:
+        """The non-streaming body for everything added so far."""
+
+
+class Exchange(Protocol):
+    """One request of one task: its agent run and the protocol state to answer it."""
+
+    @property
+    def run(self) -> AgentRun: ...
+
+    def encoder(self) -> Encoder: ...
+
+    def reducer(self) -> Reducer: ...
+
+
+class Task(Protocol):
+    name: TaskName
+    # The name of the bundled JSON Schema that request bodies must satisfy.
+    request_schema: str
+
+    def exchange(self, body: Mapping[str, Any], context: RequestContext) -> Exchange:
+        """Prepare the run for a validated body (raises `InvalidBody` for what the schema
+        cannot express)."""

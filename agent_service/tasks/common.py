@@ -1,0 +1,79 @@
+"""Pieces several task modules share: request → run options, usage totals, error frames."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from langchain_core.messages import BaseMessage, convert_to_messages
+
+from ..errors import InvalidBody, ServiceError
+from ..events import Usage
+from ..run_options import RunOptions
+from .base import RequestContext
+
+
+def run_options(
+    body: Mapping[str, Any],
+    context: RequestContext,
+    *,
+    model_params: Mapping[str, Any],
+    client_tools: tuple[Mapping[str, Any], ...] = (),
+) -> RunOptions:
+    return RunOptions(
+        request_id=context.request_id,
+        model_params=model_params,
+        custom_inputs=body.get("custom_inputs") or {},
+        context=body.get("context") or {},
+        client_tools=client_tools,
+    )
+
+
+def client_tools_of(tools: Iterable[Mapping[str, Any]] | None) -> tuple[Mapping[str, Any], ...]:
+    """The client's function tools in the Chat Completions format (other kinds are not ours
+    to call: hosted tools such as web search belong to OpenAI's own platform)."""
+    return tuple(tool for tool in tools or () if tool.get("type") == "function")
+
+
+def messages_from_openai(
+    messages: Sequence[Mapping[str, Any]], path: str = "$.messages"
+) -> list[BaseMessage]:
+    """OpenAI-format messages (already schema-checked) → LangChain messages."""
+    converted: list[BaseMessage] = []
+    for index, message in enumerate(messages):
+        try:
+            converted.extend(convert_to_messages([dict(message)]))
+        except (ValueError, TypeError, KeyError, NotImplementedError):
+            raise InvalidBody(
+                f"{path}[{index}]: this message cannot be understood", param=f"{path}[{index}]"
+            ) from None
+    return converted
+
+
+@dataclass(slots=True)
+class UsageTotals:
+    """Token usage summed over every model call of a run."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    total_tokens: int = 0
+    reported: bool = False
+
+    def add(self, usage: Usage) -> None:
+        self.input_tokens += usage.input_tokens
+        self.output_tokens += usage.output_tokens
+        self.total_tokens += usage.total_tokens
+        self.reported = True
+
+    def chat_completions(self) -> dict[str, int]:
+        return {
+            "prompt_tokens": self.input_tokens,
+            "completion_tokens": self.output_tokens,
+            "total_tokens": self.total_tokens,
+        }
+
+
+def error_payload(error: ServiceError, request_id: str | None = None) -> dict[str, Any]:
+    """The in-band terminal error of a stream: the envelope, which the OpenAI SDK raises."""
+    return error.to_envelope(request_id)

@@ -1,0 +1,54 @@
+"""Shared fixtures: the real app factory on a test server, fakes at the network seam."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+from pytest_aiohttp import AiohttpClient, AiohttpServer
+
+from agent_service.agent import AgentGraph
+from agent_service.app import create_app
+from agent_service.settings import Settings
+from tests.fakes.openai_server import FakeOpenAI
+
+ServiceFactory = Callable[..., Awaitable[TestClient[Any, Any]]]
+
+
+@pytest.fixture
+def make_service(aiohttp_client: AiohttpClient) -> ServiceFactory:
+    """Start the service from `create_app` with settings from an environment mapping."""
+
+    async def start(
+        env: Mapping[str, str] | None = None, *, graph: AgentGraph | None = None
+    ) -> TestClient[Any, Any]:
+        app = await create_app(Settings.from_env(dict(env or {})), graph=graph)
+        return await aiohttp_client(app)
+
+    return start
+
+
+@pytest.fixture
+async def service(make_service: ServiceFactory) -> TestClient[Any, Any]:
+    """The service with default settings: the offline model, agent/v1/chat."""
+    return await make_service()
+
+
+@pytest.fixture
+async def fake_openai(aiohttp_server: AiohttpServer) -> tuple[FakeOpenAI, TestServer]:
+    fake = FakeOpenAI()
+    server = await aiohttp_server(fake.app())
+    return fake, server
+
+
+def openai_env(server: TestServer, **extra: str) -> dict[str, str]:
+    """Settings that point the service at the fake endpoint, without retries."""
+    return {
+        "OPENAI_BASE_URL": str(server.make_url("/v1")),
+        "OPENAI_API_KEY": "sk-test-key",
+        "OPENAI_MODEL": "fake-model",
+        "MODEL_MAX_RETRIES": "0",
+        **extra,
+    }

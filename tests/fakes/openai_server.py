@@ -1,0 +1,195 @@
+"""A fake OpenAI-compatible chat completions endpoint: a real HTTP server on 127.0.0.1.
+
+The service's real client code (langchain-openai → the OpenAI SDK → HTTP) talks to it. Each
+test sets what the next answers look like (`Behaviour`) and reads back what was asked
+(`requests`), including whether the model call was abandoned mid-way (`cancelled`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+
+@dataclass
+class Behaviour:
+    """How the fake answers. Defaults: a two-token answer with usage, stream or not."""
+
+    tokens: tuple[str, ...] = ("Hello", " from", " the", " fake", " model.")
+    finish_reason: str = "stop"
+    # A tool call to return instead of (or after) the text: (name, arguments JSON).
+    tool_calls: tuple[tuple[str, str], ...] = ()
+    status: int = 200
+    headers: dict[str, str] = field(default_factory=dict)
+    error_body: dict[str, Any] | None = None
+    # Never answer (until the client gives up or goes away).
+    hang: bool = False
+    # Streams: close the connection after this many chunks.
+    drop_after_chunks: int | None = None
+    # Seconds between streamed chunks.
+    chunk_delay_s: float = 0.0
+    # Seconds of silence before the first byte of the answer.
+    think_s: float = 0.0
+
+
+@dataclass
+class SeenRequest:
+    path: str
+    headers: dict[str, str]
+    body: dict[str, Any]
+
+
+class FakeOpenAI:
+    """The endpoint's state; `app()` builds the aiohttp application serving it."""
+
+    def __init__(
+        self, *, path_prefix: str = "/v1", check_auth: Callable[[str], bool] | None = None
+    ) -> None:
+        self.path_prefix = path_prefix
+        self.behaviour = Behaviour()
+        self.requests: list[SeenRequest] = []
+        self.cancelled = asyncio.Event()
+        self._check_auth = check_auth
+
+    def app(self) -> web.Application:
+        app = web.Application(handler_args={"handler_cancellation": True})
+        app.router.add_post(f"{self.path_prefix}/chat/completions", self._chat_completions)
+        return app
+
+    async def _chat_completions(self, request: web.Request) -> web.StreamResponse:
+        body = await request.json()
+        self.requests.append(SeenRequest(request.path, dict(request.headers), body))
+        if self._check_auth is not None and not self._check_auth(
+            request.headers.get("Authorization", "")
+        ):
+            return _error(401, "invalid token", "invalid_api_key")
+        behaviour = self.behaviour
+        try:
+            if behaviour.hang:
+                await asyncio.Event().wait()
+            if behaviour.think_s:
+                await asyncio.sleep(behaviour.think_s)
+            if behaviour.status != 200:
+                payload = behaviour.error_body or {
+                    "error": {"message": "fake failure", "type": "server_error", "code": None}
+                }
+                return web.json_response(
+                    payload, status=behaviour.status, headers=behaviour.headers
+                )
+            if body.get("stream"):
+                return await self._stream(request, body, behaviour)
+            return web.json_response(_completion(body, behaviour))
+        except asyncio.CancelledError:
+            self.cancelled.set()
+            raise
+
+    async def _stream(
+        self, request: web.Request, body: dict[str, Any], behaviour: Behaviour
+    ) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        for count, chunk in enumerate(_chunks(body, behaviour)):
+            if behaviour.drop_after_chunks is not None and count >= behaviour.drop_after_chunks:
+                assert request.transport is not None
+                request.transport.abort()
+                return response
+            await response.write(b"data: " + orjson.dumps(chunk) + b"\n\n")
+            if behaviour.chunk_delay_s:
+                await asyncio.sleep(behaviour.chunk_delay_s)
+        await response.write(b"data: [DONE]\n\n")
+        await response.write_eof()
+        return response
+
+
+def _error(status: int, message: str, code: str) -> web.Response:
+    return web.json_response(
+        {"error": {"message": message, "type": "invalid_request_error", "code": code}},
+        status=status,
+    )
+
+
+def _usage(body: dict[str, Any], behaviour: Behaviour) -> dict[str, int]:
+    prompt = sum(len(str(m.get("content") or "").split()) for m in body.get("messages", []))
+    completion = len(behaviour.tokens) + len(behaviour.tool_calls)
+    return {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+    }
+
+
+def _tool_calls(behaviour: Behaviour) -> list[dict[str, Any]]:
+    return [
+        {"id": f"call_fake_{i}", "type": "function", "function": {"name": name, "arguments": args}}
+        for i, (name, args) in enumerate(behaviour.tool_calls)
+    ]
+
+
+def _completion(body: dict[str, Any], behaviour: Behaviour) -> dict[str, Any]:
+    message: dict[str, Any] = {"role": "assistant", "content": "".join(behaviour.tokens)}
+    if behaviour.tool_calls:
+        message["tool_calls"] = _tool_calls(behaviour)
+    return {
+        "id": "chatcmpl-fake",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": body.get("model", "fake"),
+        "choices": [
+            {
+                "index": 0,
+                "message": message,
+                "logprobs": None,
+                "finish_reason": behaviour.finish_reason,
+            }
+        ],
+        "usage": _usage(body, behaviour),
+    }
+
+
+def _chunks(body: dict[str, Any], behaviour: Behaviour) -> list[dict[str, Any]]:
+    def chunk(delta: dict[str, Any], finish_reason: str | None = None) -> dict[str, Any]:
+        return {
+            "id": "chatcmpl-fake",
+            "object": "chat.completion.chunk",
+            "created": int(time.time()),
+            "model": body.get("model", "fake"),
+            "choices": [
+                {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
+            ],
+        }
+
+    chunks = [chunk({"role": "assistant", "content": ""})]
+    chunks.extend(chunk({"content": token}) for token in behaviour.tokens)
+    for index, call in enumerate(_tool_calls(behaviour)):
+        first = {
+            "index": index,
+            "id": call["id"],
+            "type": "function",
+            "function": {"name": call["function"]["name"], "arguments": ""},
+        }
+        chunks.append(chunk({"tool_calls": [first]}))
+        chunks.append(
+            chunk(
+                {
+                    "tool_calls": [
+                        {"index": index, "function": {"arguments": call["function"]["arguments"]}}
+                    ]
+                }
+            )
+        )
+    chunks.append(chunk({}, behaviour.finish_reason))
+    if (body.get("stream_options") or {}).get("include_usage"):
+        usage_chunk = chunk({})
+        usage_chunk["choices"] = []
+        usage_chunk["usage"] = _usage(body, behaviour)
+        chunks.append(usage_chunk)
+    return chunks
+
+
+Starter = Callable[[web.Application], Awaitable[str]]
