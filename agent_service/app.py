@@ -26,6 +26,7 @@ from .routes import agent_endpoints
 from .runtime import AgentRuntime
 from .schemas import bundled
 from .settings import Settings
+from .tools import select_tools
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +68,7 @@ async def _agent_context(app: web.Application) -> AsyncIterator[None]:
     agent = app[AGENT]
     if agent.graph is None:
         backend = await build_chat_model(settings)
-        agent.graph = build_graph(backend.model)
+        agent.graph = build_graph(backend.model, select_tools(settings.agent_tools))
         agent.backend_kind = backend.kind
         agent.backend_endpoint = backend.endpoint
     log.info(

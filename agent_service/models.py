@@ -10,7 +10,9 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 
+import orjson
 from databricks.sdk.core import Config
 from langchain_core.language_models import BaseChatModel
 from langchain_openai.chat_models.base import BaseChatOpenAI
@@ -27,6 +29,10 @@ _SDK_HTTP_TIMEOUT_S = 10
 _SDK_RETRY_TIMEOUT_S = 30
 
 
+class ModelSetupError(RuntimeError):
+    """The configured model backend cannot be used; raised at start-up, never per request."""
+
+
 @dataclass(frozen=True, slots=True)
 class ChatModelBackend:
     """The model and how to describe it (logs, /agent/info, traces) without secrets."""
@@ -36,15 +42,27 @@ class ChatModelBackend:
     endpoint: str
 
 
-async def build_chat_model(
-    settings: Settings, script: tuple[ScriptedTurn, ...] = ()
-) -> ChatModelBackend:
+async def build_chat_model(settings: Settings) -> ChatModelBackend:
     if settings.backend == "databricks":
         return await _databricks(settings)
     if settings.backend == "openai":
         return _openai_compatible(settings)
+    script = _load_script(settings.offline_script) if settings.offline_script else ()
     model = OfflineChatModel(token_delay_s=settings.offline_token_delay_s, script=script)
-    return ChatModelBackend(model=model, kind="offline", endpoint=OFFLINE_MODEL_NAME)
+    endpoint = OFFLINE_MODEL_NAME + (f" (script: {settings.offline_script})" if script else "")
+    return ChatModelBackend(model=model, kind="offline", endpoint=endpoint)
+
+
+def _load_script(path: str) -> tuple[ScriptedTurn, ...]:
+    try:
+        turns = orjson.loads(Path(path).read_bytes())
+        return tuple(ScriptedTurn.from_json(turn) for turn in turns)
+    except (OSError, orjson.JSONDecodeError, TypeError, KeyError, AttributeError) as exc:
+        raise ModelSetupError(
+            f"OFFLINE_SCRIPT={path!r}: expected a JSON list of turns like "
+            f'[{{"text": "...", "tool_calls": [{{"name": "calculator", '
+            f'"arguments": {{"expression": "1+1"}}}}]}}] ({exc})'
+        ) from exc
 
 
 def _openai_compatible(settings: Settings) -> ChatModelBackend:
@@ -58,10 +76,6 @@ def _openai_compatible(settings: Settings) -> ChatModelBackend:
         f"{settings.openai_base_url or 'https://api.openai.com/v1'} ({settings.openai_model})"
     )
     return ChatModelBackend(model=model, kind="openai", endpoint=endpoint)
-
-
-class ModelSetupError(RuntimeError):
-    """The configured model backend cannot be used; raised at start-up, never per request."""
 
 
 async def _databricks(settings: Settings) -> ChatModelBackend:

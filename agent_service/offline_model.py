@@ -25,6 +25,7 @@ from langchain_core.messages import (
     HumanMessage,
     ToolCall,
     ToolCallChunk,
+    ToolMessage,
 )
 from langchain_core.messages.ai import UsageMetadata
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
@@ -59,7 +60,8 @@ class ScriptedToolCall:
 
 @dataclass(frozen=True, slots=True)
 class ScriptedTurn:
-    """One model reply: text (None → the usual offline answer) and/or tool calls."""
+    """One model reply: text and/or tool calls. Without text and without tool calls it is
+    the usual offline answer."""
 
     text: str | None = None
     tool_calls: tuple[ScriptedToolCall, ...] = ()
@@ -122,8 +124,11 @@ class OfflineChatModel(BaseChatModel):
     def _reply(self, messages: list[BaseMessage], stop: list[str] | None, **kwargs: Any) -> _Reply:
         input_tokens = sum(len(tokenize(_text_of(message))) for message in messages)
         turn = self._scripted_turn(messages)
-        text = _default_answer(messages) if turn is None or turn.text is None else turn.text
         calls = () if turn is None else turn.tool_calls
+        if turn is not None and turn.text is not None:
+            text = turn.text
+        else:
+            text = "" if calls else _default_answer(messages)
         finish_reason = "tool_calls" if calls else "stop"
         for marker in stop or ():
             if marker and marker in text:
@@ -272,8 +277,17 @@ def _text_of(message: BaseMessage) -> str:
 
 def _default_answer(messages: list[BaseMessage]) -> str:
     said = next((_text_of(m) for m in reversed(messages) if isinstance(m, HumanMessage)), "")
-    said = " ".join(said.split())
-    if len(said) > _ECHO_LIMIT:
-        said = said[: _ECHO_LIMIT - 1] + "…"
-    echo = f' You said: "{said}".' if said else ""
-    return OFFLINE_NOTICE + echo
+    echo = f' You said: "{_clip(said)}".' if said else ""
+    results = []
+    for message in reversed(messages):
+        if isinstance(message, HumanMessage):
+            break
+        if isinstance(message, ToolMessage):
+            results.append(f"{message.name or 'tool'} → {_clip(_text_of(message))}")
+    tools = f" Tool results: {'; '.join(reversed(results))}." if results else ""
+    return OFFLINE_NOTICE + echo + tools
+
+
+def _clip(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= _ECHO_LIMIT else text[: _ECHO_LIMIT - 1] + "…"

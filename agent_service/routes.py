@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .settings import TaskName
-from .sse import DATA_ONLY, Framing
+from .sse import DATA_ONLY, NAMED_EVENTS, Framing
 from .tasks import TASKS
 from .tasks.base import Task
 
@@ -17,9 +17,13 @@ class Endpoint:
 
 
 def agent_endpoints(configured_task: TaskName) -> dict[str, Endpoint]:
-    """POST path → endpoint. `/invocations` follows the configured task (the MLflow and
-    Databricks convention); the OpenAI-compatible paths always speak their own protocol."""
+    """POST path → endpoint. `/invocations` follows the configured task with data-only frames
+    ending in [DONE] (the Databricks convention, whatever the task); the OpenAI-compatible
+    paths always speak their own protocol with OpenAI's framing."""
+    responses = Endpoint(TASKS["agent/v1/responses"], NAMED_EVENTS)
     return {
         "/invocations": Endpoint(TASKS[configured_task], DATA_ONLY),
         "/v1/chat/completions": Endpoint(TASKS["agent/v1/chat"], DATA_ONLY),
+        "/v1/responses": responses,
+        "/responses": responses,
     }

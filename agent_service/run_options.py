@@ -29,6 +29,8 @@ class RunOptions:
     # Function tools the client offered, in the OpenAI Chat Completions `tools` format. When
     # the model calls one of them the run stops and the call goes back to the client.
     client_tools: tuple[Mapping[str, Any], ...] = ()
+    # How the model may use tools: `tool_choice`, `parallel_tool_calls` (Chat Completions form).
+    tool_params: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def client_tool_names(self) -> frozenset[str]:

@@ -109,7 +109,7 @@ def _complete_message_events(message: BaseMessage, client_tools: frozenset[str])
         return [_tool_result(message)]
     if not isinstance(message, AIMessage):
         return []
-    message_id = message.id or _new_id()
+    message_id = _new_id()
     events: list[Event] = [MessageStarted(message_id)]
     if text := _text_of(message):
         events.append(TextDelta(message_id, text))
@@ -167,13 +167,15 @@ class _StreamTracker:
             # Usage-only and end-of-stream markers carry nothing to stream; the complete
             # message in the node's update has the usage and the finish reason.
             return ()
-        message_id = chunk.id or _new_id()
+        # Our own id for each message: providers' ids are not always unique within a run.
+        key = chunk.id or ""
         events: list[Event] = []
-        message = self._open.get(message_id)
+        message = self._open.get(key)
         if message is None:
-            message = self._open[message_id] = _OpenMessage(message_id)
-            self._streamed.add(message_id)
-            events.append(MessageStarted(message_id))
+            message = self._open[key] = _OpenMessage(_new_id())
+            self._streamed.add(key)
+            events.append(MessageStarted(message.message_id))
+        message_id = message.message_id
         if text:
             events.append(TextDelta(message_id, text))
         for fragment in chunk.tool_call_chunks:
@@ -202,9 +204,10 @@ class _StreamTracker:
         return events
 
     def _on_complete_message(self, message: BaseMessage) -> list[Event]:
-        if not isinstance(message, AIMessage) or message.id not in self._streamed:
+        key = message.id or ""
+        if not isinstance(message, AIMessage) or key not in self._streamed:
             return _complete_message_events(message, self._client_tools)
-        opened = self._open.pop(message.id, None)
+        opened = self._open.pop(key, None)
         if opened is None:
             return []
         events: list[Event] = []
@@ -241,7 +244,7 @@ def _calls_of(message: AIMessage) -> list[_Call]:
 
 def _tool_result(message: ToolMessage) -> ToolResult:
     return ToolResult(
-        message_id=message.id or _new_id(),
+        message_id=_new_id(),
         call_id=message.tool_call_id,
         name=message.name or "",
         output=_text_of(message),

@@ -44,6 +44,8 @@ class Settings:
     task: TaskName = "agent/v1/chat"
     # The version reported by /agent/info; empty means "the package version".
     agent_version: str = ""
+    # The agent's own tools, by name (see agent_service/tools.py).
+    agent_tools: tuple[str, ...] = ()
 
     # --- the chat model ---
     backend: ModelBackend = "offline"
@@ -56,6 +58,8 @@ class Settings:
     model_max_retries: int = 2
     # Delay between tokens of the offline model; makes streaming visible in a terminal.
     offline_token_delay_s: float = 0.0
+    # A JSON file of scripted offline-model turns (text and tool calls), for demos and tests.
+    offline_script: str = ""
 
     # --- HTTP ---
     host: str = "127.0.0.1"
@@ -86,6 +90,7 @@ class Settings:
             agent_name=reader.text("AGENT_NAME", defaults.agent_name),
             task=reader.choice("AGENT_TASK", TASK_NAMES, defaults.task),
             agent_version=reader.text("AGENT_VERSION"),
+            agent_tools=reader.names("AGENT_TOOLS"),
             backend=backend,
             databricks_endpoint=endpoint,
             databricks=DatabricksAuth(
@@ -105,6 +110,7 @@ class Settings:
                 "MODEL_MAX_RETRIES", defaults.model_max_retries, low=0
             ),
             offline_token_delay_s=reader.number("OFFLINE_TOKEN_DELAY_MS", 0.0, low=0.0) / 1000,
+            offline_script=reader.text("OFFLINE_SCRIPT"),
             host=reader.text("AGENT_HOST", defaults.host),
             port=reader.integer("DATABRICKS_APP_PORT", defaults.port, low=0, high=65535),
             workers=reader.integer("WEB_CONCURRENCY", defaults.workers, low=1),
@@ -171,6 +177,11 @@ class _Reader:
             if raw == option:
                 return option
         raise SettingsError(f"{name}={raw!r}: expected one of {', '.join(allowed)}")
+
+    def names(self, name: str) -> tuple[str, ...]:
+        """A comma-separated list, without blanks or repeats, in the given order."""
+        raw = self.optional(name) or ""
+        return tuple(dict.fromkeys(part.strip() for part in raw.split(",") if part.strip()))
 
     def integer(self, name: str, default: int, *, low: int, high: int | None = None) -> int:
         raw = self.optional(name)

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from tests.conftest import ServiceFactory, openai_env
 from tests.fakes.openai_server import Behaviour, FakeOpenAI
 from tests.sse_decoder import decode
+from tests.wire import aggregate_chat_chunks, check_response_event
 
 Client = TestClient[Any, Any]
 FakeEndpoint = tuple[FakeOpenAI, TestServer]
@@ -175,3 +177,56 @@ async def test_startup_log_names_the_backend(
     assert "sk-test-key" not in str(info)
     assert any("openai model backend" in r.getMessage() for r in caplog.records)
     assert all("sk-test-key" not in r.getMessage() for r in caplog.records)
+
+
+WEATHER_TOOL = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "Weather for a city",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
+    },
+}
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_client_tools_go_to_the_endpoint_and_calls_come_back(
+    client: Client, fake_openai: FakeEndpoint, stream: bool
+) -> None:
+    fake, _ = fake_openai
+    fake.behaviour = Behaviour(
+        tokens=(), tool_calls=(("get_weather", '{"city": "Oslo"}'),), finish_reason="tool_calls"
+    )
+    body = {**HELLO, "tools": [WEATHER_TOOL], "tool_choice": "required", "stream": stream}
+    response = await client.post("/v1/chat/completions", json=body)
+    assert response.status == 200
+    if stream:
+        chunks = [e.json() for e in decode([await response.read()])[:-1]]
+        answer = aggregate_chat_chunks(chunks)
+    else:
+        answer = await response.json()
+    choice = answer["choices"][0]
+    assert choice["finish_reason"] == "tool_calls"
+    [call] = choice["message"]["tool_calls"]
+    assert call["function"]["name"] == "get_weather"
+    # Streams relay the endpoint's argument text as is; JSON answers re-serialise it.
+    assert orjson.loads(call["function"]["arguments"]) == {"city": "Oslo"}
+    [seen] = fake.requests
+    assert seen.body["tools"] == [WEATHER_TOOL]
+    assert seen.body["tool_choice"] == "required"
+
+
+async def test_responses_stream_from_a_real_client(
+    make_service: ServiceFactory, fake_openai: FakeEndpoint
+) -> None:
+    client = await make_service(openai_env(fake_openai[1], AGENT_TASK="agent/v1/responses"))
+    events = decode(
+        [await (await client.post("/invocations", json={"input": "Hi", "stream": True})).read()]
+    )
+    assert events[-1].data == "[DONE]"
+    payloads = [e.json() for e in events[:-1]]
+    for payload in payloads:
+        check_response_event(payload)
+    final = payloads[-1]["response"]
+    assert final["output"][0]["content"][0]["text"] == "Hello from the fake model."
+    assert final["usage"]["input_tokens"] == 1

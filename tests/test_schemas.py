@@ -1451,8 +1451,6 @@ def test_schema_and_mlflow_both_reject_agent_requests(schemas: SchemaSet, body: 
         ChatAgentRequest(**body)
 
 
-# mlflow.types.responses infers its schema at import time and warns about Any type hints.
-@pytest.mark.filterwarnings("ignore:.*type hint is inferred as AnyType:UserWarning")
 def test_mlflow_documented_items_are_valid_responses_input(schemas: SchemaSet) -> None:
     pytest.importorskip("numpy", reason=NUMPY_REASON)
     from mlflow.types import responses

@@ -1,14 +1,15 @@
 """agent/v1/chat: OpenAI Chat Completions and MLflow ChatModel (PROTOCOLS.md §2).
 
-Only the final answer reaches the client: the agent's own tool calls and their results stay
-inside the run, since the client must not execute them. Tool calls to tools the client
-offered are returned (`finish_reason: "tool_calls"`) for the client to execute.
+One assistant message reaches the client: the agent's own tool calls and their results stay
+inside the run, since the client must not execute them. Text the model wrote before calling
+an agent tool ("Let me look that up.") was already streamed, so it stays in the answer,
+separated from what follows by a blank line. Tool calls to tools the client offered are
+returned (`finish_reason: "tool_calls"`) for the client to execute.
 """
 
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,6 +34,7 @@ from .common import (
     client_tools_of,
     error_payload,
     messages_from_openai,
+    new_id,
     run_options,
 )
 
@@ -57,16 +59,23 @@ class ChatCompletionsTask:
     request_schema = "agent-v1-chat.request"
 
     def exchange(self, body: Mapping[str, Any], context: RequestContext) -> ChatCompletionsExchange:
+        client_tools = client_tools_of(body.get("tools"))
+        tool_params = {
+            key: body[key]
+            for key in ("tool_choice", "parallel_tool_calls")
+            if client_tools and body.get(key) is not None
+        }
         options = run_options(
             body,
             context,
             model_params={key: body[key] for key in _MODEL_PARAMS if body.get(key) is not None},
-            client_tools=client_tools_of(body.get("tools")),
+            client_tools=client_tools,
+            tool_params=tool_params,
         )
         stream_options = body.get("stream_options") or {}
         return ChatCompletionsExchange(
             run=AgentRun(messages_from_openai(body["messages"]), options),
-            completion_id=f"chatcmpl-{uuid.uuid4().hex}",
+            completion_id=f"chatcmpl-{new_id()}",
             created=int(time.time()),
             model=str(body.get("model") or context.agent_name),
             include_usage=bool(stream_options.get("include_usage")),
@@ -88,6 +97,10 @@ class ChatCompletionsExchange:
         return CompletionReducer(self)
 
 
+# Between the texts of two assistant messages of one run.
+MESSAGE_SEPARATOR = "\n\n"
+
+
 @dataclass(slots=True)
 class _Answer:
     """What the client is told, accumulated from events; shared by encoder and reducer."""
@@ -96,6 +109,16 @@ class _Answer:
     last_finish: str = "stop"
     usage: UsageTotals = field(default_factory=UsageTotals)
     custom_outputs: dict[str, Any] | None = None
+    text_message: str | None = None
+
+    def text_of(self, event: TextDelta) -> str:
+        """The content to add for `event`: its text, after a separator when it starts the
+        text of a new message."""
+        if event.message_id == self.text_message:
+            return event.text
+        separator = MESSAGE_SEPARATOR if self.text_message is not None else ""
+        self.text_message = event.message_id
+        return separator + event.text
 
     def note(self, event: Event) -> None:
         if isinstance(event, ToolCallStarted) and event.client:
@@ -126,7 +149,7 @@ class ChunkEncoder:
     def encode(self, event: Event) -> list[Frame]:
         self._answer.note(event)
         if isinstance(event, TextDelta):
-            return [*self._role(), self._chunk({"content": event.text})]
+            return [*self._role(), self._chunk({"content": self._answer.text_of(event)})]
         if isinstance(event, ToolCallStarted) and event.client:
             fragment = {
                 "index": self._answer.client_calls[event.call_id],
@@ -200,7 +223,7 @@ class CompletionReducer:
     def add(self, event: Event) -> None:
         self._answer.note(event)
         if isinstance(event, TextDelta):
-            self._text.append(event.text)
+            self._text.append(self._answer.text_of(event))
         elif isinstance(event, ToolCallStarted) and event.client:
             self._calls[event.call_id] = {
                 "id": event.call_id,

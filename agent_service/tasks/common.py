@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -20,6 +21,7 @@ def run_options(
     *,
     model_params: Mapping[str, Any],
     client_tools: tuple[Mapping[str, Any], ...] = (),
+    tool_params: Mapping[str, Any] | None = None,
 ) -> RunOptions:
     return RunOptions(
         request_id=context.request_id,
@@ -27,6 +29,7 @@ def run_options(
         custom_inputs=body.get("custom_inputs") or {},
         context=body.get("context") or {},
         client_tools=client_tools,
+        tool_params=tool_params or {},
     )
 
 
@@ -43,12 +46,17 @@ def messages_from_openai(
     converted: list[BaseMessage] = []
     for index, message in enumerate(messages):
         try:
-            converted.extend(convert_to_messages([dict(message)]))
+            # OpenAI lets an assistant message with tool calls leave out `content`.
+            converted.extend(convert_to_messages([{"content": None, **message}]))
         except (ValueError, TypeError, KeyError, NotImplementedError):
             raise InvalidBody(
                 f"{path}[{index}]: this message cannot be understood", param=f"{path}[{index}]"
             ) from None
     return converted
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
 
 
 @dataclass(slots=True)
