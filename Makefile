@@ -13,7 +13,7 @@ ifeq ($(UV),)
 UV := .tools/bin/uv
 endif
 
-.PHONY: run test check static format sync clean
+.PHONY: run test check static format sync clean register
 
 # The offline model pauses between tokens here so streaming is visible in a terminal.
 run: export OFFLINE_TOKEN_DELAY_MS ?= 30
@@ -48,3 +48,7 @@ sync: .venv/.synced
 
 clean:
 	rm -rf .venv .tools .pytest_cache .mypy_cache .ruff_cache
+
+# Register this version of the agent in Unity Catalog (UC_MODEL_NAME=catalog.schema.model).
+register: .venv/.synced
+	$(UV) run --frozen --group register agent-register

@@ -6,6 +6,7 @@ tests call it with their own settings and, where they need one, their own graph.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from importlib.metadata import PackageNotFoundError, version
@@ -16,7 +17,7 @@ from . import views
 from .agent import AgentGraph, build_graph
 from .keys import AGENT, ENDPOINTS, SCHEMAS, SETTINGS
 from .middlewares import (
-    add_request_id_header,
+    add_id_headers,
     body_middleware,
     error_middleware,
     request_id_middleware,
@@ -27,6 +28,8 @@ from .runtime import AgentRuntime
 from .schemas import bundled
 from .settings import Settings
 from .tools import select_tools
+from .tracing import start_tracer
+from .versioning import version_name
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +49,7 @@ async def create_app(
     # Checked here, at start-up: a broken schema file stops the worker, not a request.
     app[SCHEMAS] = bundled()
     app[AGENT] = AgentRuntime(
-        version=settings.agent_version or _package_version("agent-service"),
+        version="",
         mlflow_version=_package_version("mlflow-skinny"),
         graph=graph,
         backend_kind="injected" if graph is not None else "",
@@ -57,9 +60,23 @@ async def create_app(
     app[ENDPOINTS] = endpoints
     app.router.add_get("/health", views.health)
     app.router.add_get("/agent/info", views.agent_info)
-    app.on_response_prepare.append(add_request_id_header)
+    app.on_response_prepare.append(add_id_headers)
+    app.cleanup_ctx.append(_tracing_context)
     app.cleanup_ctx.append(_agent_context)
     return app
+
+
+async def _tracing_context(app: web.Application) -> AsyncIterator[None]:
+    """Name this version and connect to the tracking store, once per worker; flush at exit."""
+    settings = app[SETTINGS]
+    agent = app[AGENT]
+    # `git` is a subprocess: off the event loop.
+    agent.version = await asyncio.to_thread(
+        version_name, settings.version_name, settings.agent_version
+    )
+    agent.tracer = await start_tracer(settings, agent.version)
+    yield
+    await agent.tracer.close()
 
 
 async def _agent_context(app: web.Application) -> AsyncIterator[None]:

@@ -18,6 +18,8 @@ AGENT = web.AppKey("agent", AgentRuntime)
 ENDPOINTS = web.AppKey("endpoints", dict[web.AbstractRoute, Endpoint])
 
 REQUEST_ID = web.RequestKey("request_id", str)
+# The MLflow trace of the request, when it has one.
+TRACE_ID = web.RequestKey("trace_id", str)
 ENDPOINT = web.RequestKey("endpoint", Endpoint)
 # The request body after JSON parsing and schema validation.
 BODY = web.RequestKey("body", dict[str, Any])

@@ -15,7 +15,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from . import errors
-from .keys import BODY, ENDPOINT, ENDPOINTS, REQUEST_ID, SCHEMAS, SETTINGS
+from .keys import BODY, ENDPOINT, ENDPOINTS, REQUEST_ID, SCHEMAS, SETTINGS, TRACE_ID
 from .logs import current_request_id
 
 log = logging.getLogger(__name__)
@@ -94,11 +94,16 @@ async def request_id_middleware(request: web.Request, handler: Handler) -> web.S
     return await handler(request)
 
 
-async def add_request_id_header(request: web.Request, response: web.StreamResponse) -> None:
-    """`on_response_prepare`: runs for every response, streams and errors included."""
-    request_id = request.get(REQUEST_ID)
-    if request_id:
+TRACE_ID_HEADER = "x-mlflow-trace-id"
+
+
+async def add_id_headers(request: web.Request, response: web.StreamResponse) -> None:
+    """`on_response_prepare`: the request id (and the trace id, when the request is traced)
+    on every response, streams and errors included."""
+    if request_id := request.get(REQUEST_ID):
         response.headers["X-Request-Id"] = request_id
+    if trace_id := request.get(TRACE_ID):
+        response.headers[TRACE_ID_HEADER] = trace_id
 
 
 @web.middleware

@@ -11,15 +11,18 @@ import asyncio
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import orjson
-from databricks.sdk.core import Config
 from langchain_core.language_models import BaseChatModel
 from langchain_openai.chat_models.base import BaseChatOpenAI
 from pydantic import SecretStr
 
 from .offline_model import OFFLINE_MODEL_NAME, OfflineChatModel, ScriptedTurn
 from .settings import Settings
+
+if TYPE_CHECKING:
+    from databricks.sdk.core import Config
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +82,10 @@ def _openai_compatible(settings: Settings) -> ChatModelBackend:
 
 
 async def _databricks(settings: Settings) -> ChatModelBackend:
+    # Imported here: databricks-sdk takes over a second to import, which only the
+    # Databricks backend should pay at worker start.
+    from databricks.sdk.core import Config
+
     auth = settings.databricks
     try:
         # Config() resolves credentials and may do network I/O (OAuth discovery): off the loop.

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.runnables import RunnableConfig
 
 # The key under `configurable` that holds the RunOptions of the current run.
@@ -31,13 +32,18 @@ class RunOptions:
     client_tools: tuple[Mapping[str, Any], ...] = ()
     # How the model may use tools: `tool_choice`, `parallel_tool_calls` (Chat Completions form).
     tool_params: Mapping[str, Any] = field(default_factory=dict)
+    # LangChain callbacks of this run: the trace's span recorder.
+    callbacks: tuple[BaseCallbackHandler, ...] = ()
 
     @property
     def client_tool_names(self) -> frozenset[str]:
         return frozenset(str(tool["function"]["name"]) for tool in self.client_tools)
 
     def to_config(self) -> RunnableConfig:
-        return {"configurable": {CONFIG_KEY: self}, "run_name": "agent"}
+        config: RunnableConfig = {"configurable": {CONFIG_KEY: self}, "run_name": "agent"}
+        if self.callbacks:
+            config["callbacks"] = list(self.callbacks)
+        return config
 
     @classmethod
     def of(cls, config: RunnableConfig | None) -> RunOptions:

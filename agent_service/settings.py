@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Literal, TypeVar
 
 ModelBackend = Literal["offline", "openai", "databricks"]
@@ -61,6 +61,22 @@ class Settings:
     # A JSON file of scripted offline-model turns (text and tool calls), for demos and tests.
     offline_script: str = ""
 
+    # --- tracing and versioning (MLflow) ---
+    tracing: bool = True
+    # Where traces go: databricks, http(s)://<tracking server>, sqlite:///<path>.
+    tracking_uri: str = "sqlite:///mlflow.db"
+    experiment_id: str = ""
+    # Used when no experiment id is given; created when missing. Default: the agent's name.
+    experiment_name: str = ""
+    trace_sampling_ratio: float = 1.0
+    # How long a worker waits for the tracking store at start-up before serving untraced.
+    tracing_start_timeout_s: float = 30.0
+    # The name versions are logged under: `<app name>-git-<sha8>`. Default: the agent's name.
+    app_name: str = ""
+    # Registration of the version in Unity Catalog (`make register`).
+    uc_model_name: str = ""
+    registry_uri: str = "databricks-uc"
+
     # --- HTTP ---
     host: str = "127.0.0.1"
     port: int = 8000
@@ -111,6 +127,19 @@ class Settings:
             ),
             offline_token_delay_s=reader.number("OFFLINE_TOKEN_DELAY_MS", 0.0, low=0.0) / 1000,
             offline_script=reader.text("OFFLINE_SCRIPT"),
+            tracing=reader.boolean("AGENT_TRACING", defaults.tracing),
+            tracking_uri=reader.text("MLFLOW_TRACKING_URI", defaults.tracking_uri),
+            experiment_id=reader.text("MLFLOW_EXPERIMENT_ID"),
+            experiment_name=reader.text("MLFLOW_EXPERIMENT_NAME"),
+            trace_sampling_ratio=reader.number(
+                "TRACE_SAMPLING_RATIO", defaults.trace_sampling_ratio, low=0.0, high=1.0
+            ),
+            tracing_start_timeout_s=reader.number(
+                "TRACING_START_TIMEOUT_SECONDS", defaults.tracing_start_timeout_s, low=0.1
+            ),
+            app_name=reader.text("DATABRICKS_APP_NAME"),
+            uc_model_name=reader.text("UC_MODEL_NAME"),
+            registry_uri=reader.text("MLFLOW_REGISTRY_URI", defaults.registry_uri),
             host=reader.text("AGENT_HOST", defaults.host),
             port=reader.integer("DATABRICKS_APP_PORT", defaults.port, low=0, high=65535),
             workers=reader.integer("WEB_CONCURRENCY", defaults.workers, low=1),
@@ -136,14 +165,10 @@ class Settings:
         if self.backend == "openai" and not self.openai_model:
             raise SettingsError("MODEL_BACKEND=openai needs OPENAI_MODEL (the model name)")
 
-    def describe(self) -> dict[str, object]:
-        """The settings without secrets, for the start-up log."""
-        hidden = {"openai_api_key", "databricks"}
-        shown: dict[str, object] = {
-            f.name: getattr(self, f.name) for f in fields(self) if f.name not in hidden
-        }
-        shown["openai_api_key"] = "set" if self.openai_api_key else "unset"
-        return shown
+    @property
+    def version_name(self) -> str:
+        """What versions of this agent are called: `<app name>-...`."""
+        return self.app_name or self.agent_name
 
 
 def _detect_backend(endpoint: str, openai_base_url: str, openai_api_key: str) -> ModelBackend:
@@ -196,7 +221,7 @@ class _Reader:
             raise SettingsError(f"{name}={value}: expected a value {bounds}")
         return value
 
-    def number(self, name: str, default: float, *, low: float) -> float:
+    def number(self, name: str, default: float, *, low: float, high: float | None = None) -> float:
         raw = self.optional(name)
         if raw is None:
             return default
@@ -204,6 +229,18 @@ class _Reader:
             value = float(raw)
         except ValueError:
             raise SettingsError(f"{name}={raw!r}: expected a number") from None
-        if not value >= low:  # also rejects NaN
-            raise SettingsError(f"{name}={value}: expected a value >= {low}")
+        if not value >= low or (high is not None and value > high):  # also rejects NaN
+            bounds = f">= {low}" if high is None else f"between {low} and {high}"
+            raise SettingsError(f"{name}={value}: expected a value {bounds}")
         return value
+
+    def boolean(self, name: str, default: bool) -> bool:
+        raw = self.optional(name)
+        if raw is None:
+            return default
+        value = raw.lower()
+        if value in ("1", "true", "yes", "on"):
+            return True
+        if value in ("0", "false", "no", "off"):
+            return False
+        raise SettingsError(f"{name}={raw!r}: expected true or false")

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 
@@ -16,38 +17,43 @@ from aiohttp import web
 
 from . import errors
 from .events import Event, RunFailed
-from .sse import ClientGone, EventStream, Framing
+from .sse import ClientGone, EventStream
 from .tasks.base import Exchange
+from .traced_run import TracedRun
 from .upstream import translate
 
 log = logging.getLogger(__name__)
 
 
 async def stream_answer(
-    request: web.Request,
+    stream: EventStream,
     exchange: Exchange,
     events: AsyncIterator[Event],
-    framing: Framing,
-    heartbeat_s: float,
+    traced: TracedRun,
 ) -> web.StreamResponse:
-    stream = EventStream(request, framing, heartbeat_s)
     encoder = exchange.encoder()
     stream.start_heartbeats()
     try:
         try:
             async for event in events:
+                await traced.observe(event)
                 await stream.send(encoder.encode(event))
         except ClientGone:
             raise
         except Exception as exc:
+            traced.stop(exc)
             error = translate(exc)
             if not stream.started:
                 raise error from exc
             _log_failure(error, exc)
             await stream.send(encoder.encode(RunFailed(error)))
         await stream.close()
-    except ClientGone:
+    except ClientGone as gone:
+        traced.stop(gone)
         log.info("Client disconnected; the agent run was stopped")
+    except asyncio.CancelledError as cancelled:
+        traced.stop(cancelled)
+        raise
     finally:
         await stream.stop_heartbeats()
         await _close(events)

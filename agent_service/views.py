@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 from typing import Any
 
@@ -9,9 +10,14 @@ import orjson
 from aiohttp import web
 
 from . import runner
-from .keys import AGENT, BODY, ENDPOINT, REQUEST_ID, SETTINGS
+from .keys import AGENT, BODY, ENDPOINT, REQUEST_ID, SETTINGS, TRACE_ID
+from .sse import EventStream
 from .streaming import stream_answer
-from .tasks.base import RequestContext
+from .tasks.base import RequestContext, TraceReturn
+from .traced_run import TracedRun
+from .tracing import RequestFacts, RequestTrace
+
+RETURN_TRACE_ID_HEADER = "x-mlflow-return-trace-id"
 
 
 def json_response(body: Any, status: int = 200) -> web.Response:
@@ -22,19 +28,64 @@ async def invoke_agent(request: web.Request) -> web.StreamResponse:
     settings = request.app[SETTINGS]
     endpoint = request[ENDPOINT]
     body = request[BODY]
-    graph = request.app[AGENT].require_graph()
-    exchange = endpoint.task.exchange(
-        body, RequestContext(request[REQUEST_ID], settings.agent_name)
+    agent = request.app[AGENT]
+    graph = agent.require_graph()
+    trace = _start_trace(request, endpoint.task.name, body)
+    if trace is not None:
+        request[TRACE_ID] = trace.trace_id
+    trace_return = _trace_return(request, body, trace)
+    context = RequestContext(
+        request[REQUEST_ID],
+        settings.agent_name,
+        callbacks=(trace.recorder,) if trace else (),
+        trace_return=trace_return,
     )
+    exchange = endpoint.task.exchange(body, context)
+    traced = TracedRun(trace, exchange, trace_return)
     if body.get("stream") is True:
-        events = runner.stream(graph, exchange.run)
-        return await stream_answer(
-            request, exchange, events, endpoint.framing, settings.sse_heartbeat_s
-        )
-    reducer = exchange.reducer()
-    for event in await runner.invoke(graph, exchange.run):
-        reducer.add(event)
-    return json_response(reducer.result())
+        stream = EventStream(request, endpoint.framing, settings.sse_heartbeat_s)
+        return await stream_answer(stream, exchange, runner.stream(graph, exchange.run), traced)
+    try:
+        events = await runner.invoke(graph, exchange.run)
+    except (Exception, asyncio.CancelledError) as exc:
+        traced.stop(exc)
+        raise
+    reducer = exchange.reducer() if trace is None else None
+    for event in events:
+        if reducer is not None:
+            reducer.add(event)
+        await traced.observe(event)
+    return json_response((reducer or traced.reducer).result())
+
+
+def _start_trace(request: web.Request, task: str, body: dict[str, Any]) -> RequestTrace | None:
+    agent = request.app[AGENT]
+    context = body.get("context") or {}
+    facts = RequestFacts(
+        task=task,
+        request_id=request[REQUEST_ID],
+        backend_kind=agent.backend_kind,
+        backend_endpoint=agent.backend_endpoint,
+        session_id=context.get("conversation_id"),
+        # MLflow's context first; behind Databricks Apps, the user the platform signed in.
+        user=context.get("user_id")
+        or request.headers.get("X-Forwarded-Email")
+        or request.headers.get("X-Forwarded-User"),
+    )
+    return agent.tracer.start_request(facts, body)
+
+
+def _trace_return(
+    request: web.Request, body: dict[str, Any], trace: RequestTrace | None
+) -> TraceReturn:
+    if trace is None:
+        return TraceReturn()
+    wants_id = request.headers.get(RETURN_TRACE_ID_HEADER, "").lower() == "true"
+    options = body.get("databricks_options") or {}
+    return TraceReturn(
+        trace_id=trace.trace_id if wants_id else None,
+        wants_trace=bool(options.get("return_trace")),
+    )
 
 
 async def health(request: web.Request) -> web.Response:
@@ -55,5 +106,6 @@ async def agent_info(request: web.Request) -> web.Response:
             "version": agent.version,
             "mlflow_version": agent.mlflow_version,
             "model": {"backend": agent.backend_kind, "endpoint": agent.backend_endpoint},
+            "tracing": agent.tracer.status.describe(),
         }
     )

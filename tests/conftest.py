@@ -17,6 +17,12 @@ from tests.fakes.openai_server import FakeOpenAI
 ServiceFactory = Callable[..., Awaitable[TestClient[Any, Any]]]
 
 
+def settings_for(env: Mapping[str, str] | None = None) -> Settings:
+    """Settings from `env`, with tracing off unless the test turns it on: the tests of
+    tracing point it at a store in a temporary folder, never at ./mlflow.db."""
+    return Settings.from_env({"AGENT_TRACING": "false", **(env or {})})
+
+
 @pytest.fixture
 def make_service(aiohttp_client: AiohttpClient) -> ServiceFactory:
     """Start the service from `create_app` with settings from an environment mapping."""
@@ -24,7 +30,7 @@ def make_service(aiohttp_client: AiohttpClient) -> ServiceFactory:
     async def start(
         env: Mapping[str, str] | None = None, *, graph: AgentGraph | None = None
     ) -> TestClient[Any, Any]:
-        app = await create_app(Settings.from_env(dict(env or {})), graph=graph)
+        app = await create_app(settings_for(env), graph=graph)
         return await aiohttp_client(app)
 
     return start

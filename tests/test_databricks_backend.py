@@ -11,8 +11,7 @@ from pytest_aiohttp import AiohttpServer
 
 from agent_service.app import create_app
 from agent_service.models import ModelSetupError
-from agent_service.settings import Settings
-from tests.conftest import ServiceFactory
+from tests.conftest import ServiceFactory, settings_for
 from tests.fakes.databricks_workspace import CLIENT_ID, CLIENT_SECRET, PAT, FakeWorkspace
 
 HELLO = {"messages": [{"role": "user", "content": "Hello"}]}
@@ -90,7 +89,7 @@ async def test_oauth_service_principal_tokens_are_refreshed(
 
 async def test_bad_credentials_fail_at_start_up(aiohttp_server: AiohttpServer) -> None:
     _, server = await start_workspace(aiohttp_server)
-    settings = Settings.from_env(
+    settings = settings_for(
         workspace_env(server, DATABRICKS_CLIENT_ID=CLIENT_ID, DATABRICKS_CLIENT_SECRET="wrong")
     )
     app = await create_app(settings)

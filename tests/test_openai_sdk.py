@@ -20,15 +20,15 @@ from agent_service.offline_model import (
     ScriptedToolCall,
     ScriptedTurn,
 )
-from agent_service.settings import Settings
 from agent_service.tools import select_tools
+from tests.conftest import settings_for
 
 USER: list[ChatCompletionMessageParam] = [{"role": "user", "content": "Hi SDK"}]
 
 
 @pytest.fixture
 async def server(aiohttp_server: AiohttpServer) -> TestServer:
-    return await aiohttp_server(await create_app(Settings.from_env({})))
+    return await aiohttp_server(await create_app(settings_for()))
 
 
 @pytest.fixture
@@ -105,7 +105,7 @@ async def sdk_for(
     aiohttp_server: AiohttpServer, script: tuple[ScriptedTurn, ...], task: str = "agent/v1/chat"
 ) -> openai.AsyncOpenAI:
     graph = build_graph(OfflineChatModel(script=script), select_tools(("calculator",)))
-    app = await create_app(Settings.from_env({"AGENT_TASK": task}), graph=graph)
+    app = await create_app(settings_for({"AGENT_TASK": task}), graph=graph)
     server = await aiohttp_server(app)
     return openai.AsyncOpenAI(base_url=str(server.make_url("/v1")), api_key="k", max_retries=0)
 

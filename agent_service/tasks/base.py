@@ -8,8 +8,10 @@ reduces the same events into that protocol's non-streaming body.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
+
+from langchain_core.callbacks import BaseCallbackHandler
 
 from ..events import Event
 from ..runner import AgentRun
@@ -24,12 +26,27 @@ class Frame:
     event: str | None = None
 
 
+@dataclass(slots=True)
+class TraceReturn:
+    """What the client asked to get back about the trace of its request; the server fills it
+    in as the request runs and the encoders put it in the final body or frame."""
+
+    # `x-mlflow-return-trace-id: true`: the id, in custom_outputs (metadata for Responses).
+    trace_id: str | None = None
+    # `databricks_options.return_trace`: the whole trace, as `databricks_output.trace`.
+    trace: dict[str, Any] | None = None
+    wants_trace: bool = False
+
+
 @dataclass(frozen=True, slots=True)
 class RequestContext:
     """What the server knows about a request besides its body."""
 
     request_id: str
     agent_name: str
+    # LangChain callbacks for the run (the trace's span recorder).
+    callbacks: tuple[BaseCallbackHandler, ...] = ()
+    trace_return: TraceReturn = field(default_factory=TraceReturn)
 
 
 class Encoder(Protocol):

@@ -25,8 +25,16 @@ from ..events import (
 )
 from ..runner import AgentRun
 from ..settings import TaskName
-from .base import Frame, RequestContext
-from .common import UsageTotals, error_payload, messages_from_openai, new_id, run_options
+from .base import Frame, RequestContext, TraceReturn
+from .common import (
+    UsageTotals,
+    databricks_output,
+    error_payload,
+    messages_from_openai,
+    new_id,
+    run_options,
+    with_trace_id,
+)
 
 # ChatAgent message fields that are ours, not the model's.
 _NOT_FOR_THE_MODEL = ("id", "attachments")
@@ -42,18 +50,21 @@ class ChatAgentTask:
             for message in body["messages"]
         ]
         options = run_options(body, context, model_params={})
-        return ChatAgentExchange(AgentRun(messages_from_openai(messages), options))
+        return ChatAgentExchange(
+            AgentRun(messages_from_openai(messages), options), context.trace_return
+        )
 
 
 @dataclass(frozen=True, slots=True)
 class ChatAgentExchange:
     run: AgentRun
+    trace_return: TraceReturn
 
     def encoder(self) -> ChatAgentChunkEncoder:
-        return ChatAgentChunkEncoder(self.run.options.request_id)
+        return ChatAgentChunkEncoder(self.run.options.request_id, self.trace_return)
 
     def reducer(self) -> ChatAgentReducer:
-        return ChatAgentReducer()
+        return ChatAgentReducer(self.trace_return)
 
 
 @dataclass(slots=True)
@@ -75,12 +86,14 @@ class _Summary:
         elif isinstance(event, CustomOutputs):
             self.custom_outputs = event.values
 
-    def fields(self) -> dict[str, Any]:
+    def fields(self, trace_return: TraceReturn) -> dict[str, Any]:
         fields: dict[str, Any] = {"finish_reason": self.finish_reason}
         if self.usage.reported:
             fields["usage"] = self.usage.chat_completions()
-        if self.custom_outputs is not None:
-            fields["custom_outputs"] = self.custom_outputs
+        custom_outputs = with_trace_id(self.custom_outputs, trace_return)
+        if custom_outputs is not None:
+            fields["custom_outputs"] = custom_outputs
+        fields.update(databricks_output(trace_return))
         return fields
 
 
@@ -105,8 +118,9 @@ def _tool_message(event: ToolResult) -> dict[str, Any]:
 class ChatAgentChunkEncoder:
     """Events → ChatAgentChunk payloads."""
 
-    def __init__(self, request_id: str) -> None:
+    def __init__(self, request_id: str, trace_return: TraceReturn) -> None:
         self._request_id = request_id
+        self._trace_return = trace_return
         self._summary = _Summary()
         # Tool calls of the open message, sent together once the message is complete.
         self._calls: list[dict[str, Any]] = []
@@ -130,7 +144,7 @@ class ChatAgentChunkEncoder:
             # finish reason, usage and custom outputs, under that message's id.
             message_id = self._summary.last_assistant_id or new_id()
             closing = {"role": "assistant", "content": "", "id": message_id}
-            return [Frame({"delta": closing, **self._summary.fields()})]
+            return [Frame({"delta": closing, **self._summary.fields(self._trace_return)})]
         if isinstance(event, RunFailed):
             return [Frame(error_payload(event.error, self._request_id))]
         return []
@@ -139,7 +153,8 @@ class ChatAgentChunkEncoder:
 class ChatAgentReducer:
     """Events → one ChatAgentResponse body."""
 
-    def __init__(self) -> None:
+    def __init__(self, trace_return: TraceReturn) -> None:
+        self._trace_return = trace_return
         self._summary = _Summary()
         self._messages: list[dict[str, Any]] = []
         self._by_id: dict[str, dict[str, Any]] = {}
@@ -163,4 +178,4 @@ class ChatAgentReducer:
             if message.get("tool_calls") and not message["content"]:
                 message = {**message, "content": None}
             messages.append(message)
-        return {"messages": messages, **self._summary.fields()}
+        return {"messages": messages, **self._summary.fields(self._trace_return)}

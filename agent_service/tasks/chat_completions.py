@@ -28,14 +28,16 @@ from ..events import (
 )
 from ..runner import AgentRun
 from ..settings import TaskName
-from .base import Frame, RequestContext
+from .base import Frame, RequestContext, TraceReturn
 from .common import (
     UsageTotals,
     client_tools_of,
+    databricks_output,
     error_payload,
     messages_from_openai,
     new_id,
     run_options,
+    with_trace_id,
 )
 
 # Request fields passed to the chat model unchanged (OpenAI names, MLflow's top_k).
@@ -79,6 +81,7 @@ class ChatCompletionsTask:
             created=int(time.time()),
             model=str(body.get("model") or context.agent_name),
             include_usage=bool(stream_options.get("include_usage")),
+            trace_return=context.trace_return,
         )
 
 
@@ -89,6 +92,7 @@ class ChatCompletionsExchange:
     created: int
     model: str
     include_usage: bool
+    trace_return: TraceReturn
 
     def encoder(self) -> ChunkEncoder:
         return ChunkEncoder(self)
@@ -129,6 +133,14 @@ class _Answer:
             self.usage.add(event)
         elif isinstance(event, CustomOutputs):
             self.custom_outputs = event.values
+
+    def final_fields(self, trace_return: TraceReturn) -> dict[str, Any]:
+        """custom_outputs (with the trace id when asked) and databricks_output (when asked)."""
+        fields: dict[str, Any] = databricks_output(trace_return)
+        custom_outputs = with_trace_id(self.custom_outputs, trace_return)
+        if custom_outputs is not None:
+            fields["custom_outputs"] = custom_outputs
+        return fields
 
     @property
     def finish_reason(self) -> str:
@@ -180,8 +192,7 @@ class ChunkEncoder:
 
     def _closing(self) -> list[Frame]:
         last = self._choice_chunk({}, finish_reason=self._answer.finish_reason)
-        if self._answer.custom_outputs is not None:
-            last["custom_outputs"] = self._answer.custom_outputs
+        last.update(self._answer.final_fields(self._exchange.trace_return))
         frames = [*self._role(), Frame(last)]
         if self._exchange.include_usage:
             usage_chunk = self._envelope(choices=[])
@@ -259,6 +270,5 @@ class CompletionReducer:
         }
         if self._answer.usage.reported:
             body["usage"] = self._answer.usage.chat_completions()
-        if self._answer.custom_outputs is not None:
-            body["custom_outputs"] = self._answer.custom_outputs
+        body.update(self._answer.final_fields(exchange.trace_return))
         return body

@@ -12,7 +12,7 @@ from langchain_core.messages import BaseMessage, convert_to_messages
 from ..errors import InvalidBody, ServiceError
 from ..events import Usage
 from ..run_options import RunOptions
-from .base import RequestContext
+from .base import RequestContext, TraceReturn
 
 
 def run_options(
@@ -30,6 +30,7 @@ def run_options(
         context=body.get("context") or {},
         client_tools=client_tools,
         tool_params=tool_params or {},
+        callbacks=context.callbacks,
     )
 
 
@@ -80,6 +81,22 @@ class UsageTotals:
             "completion_tokens": self.output_tokens,
             "total_tokens": self.total_tokens,
         }
+
+
+def with_trace_id(
+    custom_outputs: dict[str, Any] | None, trace_return: TraceReturn
+) -> dict[str, Any] | None:
+    """custom_outputs with the trace id added when the client asked for it."""
+    if trace_return.trace_id is None:
+        return custom_outputs
+    return {**(custom_outputs or {}), "trace_id": trace_return.trace_id}
+
+
+def databricks_output(trace_return: TraceReturn) -> dict[str, Any]:
+    """The `databricks_output` field of a final body, when the client asked for the trace."""
+    if trace_return.trace is None:
+        return {}
+    return {"databricks_output": {"trace": trace_return.trace}}
 
 
 def error_payload(error: ServiceError, request_id: str | None = None) -> dict[str, Any]:

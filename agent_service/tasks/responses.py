@@ -29,8 +29,8 @@ from ..events import (
 )
 from ..runner import AgentRun
 from ..settings import TaskName
-from .base import Frame, RequestContext
-from .common import UsageTotals, client_tools_of, new_id, run_options
+from .base import Frame, RequestContext, TraceReturn
+from .common import UsageTotals, client_tools_of, databricks_output, new_id, run_options
 from .responses_input import chat_tool_choice, chat_tools, messages_from_input, model_params
 
 # Response fields echoed from the request, with OpenAI's defaults when absent.
@@ -80,6 +80,7 @@ class ResponsesTask:
             created_at=int(time.time()),
             model=str(body.get("model") or context.agent_name),
             echoed=echoed,
+            trace_return=context.trace_return,
         )
 
 
@@ -96,6 +97,7 @@ class ResponsesExchange:
     created_at: int
     model: str
     echoed: Mapping[str, Any]
+    trace_return: TraceReturn
 
     def encoder(self) -> ResponsesEventEncoder:
         return ResponsesEventEncoder(self)
@@ -285,9 +287,9 @@ class ResponsesEventEncoder:
 
     def _completed(self) -> list[Frame]:
         if self._last_finish == "length":
-            self.final = self._response("incomplete", reason="max_output_tokens")
+            self.final = self._finished("incomplete", reason="max_output_tokens")
             return [self._event("response.incomplete", response=self.final)]
-        self.final = self._response("completed")
+        self.final = self._finished("completed")
         return [self._event("response.completed", response=self.final)]
 
     def _failed(self, error: ServiceError) -> list[Frame]:
@@ -297,11 +299,20 @@ class ResponsesEventEncoder:
         request_id = self._exchange.run.options.request_id
         message = error.to_envelope(request_id)["error"]["message"]
         code = "rate_limit_exceeded" if isinstance(error, UpstreamRateLimited) else "server_error"
-        self.final = self._response("failed", error={"code": code, "message": message})
+        self.final = self._finished("failed", error={"code": code, "message": message})
         return [
             self._event("error", code=error.code, message=message, param=error.param),
             self._event("response.failed", response=self.final),
         ]
+
+    def _finished(self, status: str, **details: Any) -> dict[str, Any]:
+        """The final response, with the trace id (metadata) and trace when asked for."""
+        response = self._response(status, **details)
+        trace_return = self._exchange.trace_return
+        if trace_return.trace_id is not None:
+            response["metadata"] = {**response["metadata"], "trace_id": trace_return.trace_id}
+        response.update(databricks_output(trace_return))
+        return response
 
     def snapshot(self) -> dict[str, Any]:
         """The response as it stands: the final one once the run ended, else in progress."""

@@ -1,0 +1,344 @@
+"""MLflow tracing against a real local store (SQLite in a temporary folder), read back."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import mlflow
+import pytest
+from aiohttp.test_utils import TestServer
+from mlflow.entities import Trace
+from mlflow.tracking import MlflowClient
+
+from agent_service.agent import build_graph
+from agent_service.keys import AGENT
+from agent_service.offline_model import OfflineChatModel, ScriptedToolCall, ScriptedTurn
+from agent_service.tools import select_tools
+from tests.conftest import ServiceFactory, openai_env
+from tests.fakes.openai_server import Behaviour, FakeOpenAI
+from tests.sse_decoder import decode
+from tests.wire import Client, data_frames, named_frames, normalise, stream
+
+QUESTION = {"messages": [{"role": "user", "content": "What is 6*7?"}]}
+AGENT_TOOL = (
+    ScriptedTurn(
+        text="Let me compute.", tool_calls=(ScriptedToolCall("calculator", {"expression": "6*7"}),)
+    ),
+    ScriptedTurn(text="It is 42."),
+)
+
+
+@pytest.fixture(scope="session")
+def tracking_uri(tmp_path_factory: pytest.TempPathFactory) -> str:
+    # One store for the session (creating its schema takes seconds); one experiment per test.
+    return f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'mlflow.db'}"
+
+
+@pytest.fixture
+def tracing_env(tracking_uri: str) -> dict[str, str]:
+    return {
+        "AGENT_TRACING": "true",
+        "MLFLOW_TRACKING_URI": tracking_uri,
+        "MLFLOW_EXPERIMENT_NAME": f"test-{uuid.uuid4().hex[:12]}",
+        "AGENT_VERSION": "v-test",
+    }
+
+
+StartTraced = Callable[..., Awaitable[Client]]
+
+
+@pytest.fixture
+def traced_service(make_service: ServiceFactory, tracing_env: dict[str, str]) -> StartTraced:
+    async def start(
+        script: tuple[ScriptedTurn, ...] = AGENT_TOOL, token_delay_s: float = 0.0, **env: str
+    ) -> Client:
+        model = OfflineChatModel(script=script, token_delay_s=token_delay_s)
+        graph = build_graph(model, select_tools(("calculator",)))
+        return await make_service({**tracing_env, **env}, graph=graph)
+
+    return start
+
+
+async def traces_of(client: Client, count: int) -> list[Trace]:
+    """The experiment's traces, oldest first, once `count` of them are stored. The server
+    runs on this event loop: the store is read in a thread, and the wait yields to it."""
+    assert client.app is not None
+    info = client.app[AGENT].tracer.status
+    store = MlflowClient(info.destination)
+
+    def read() -> list[Trace]:
+        mlflow.flush_trace_async_logging()
+        order = ["timestamp_ms ASC"]
+        return list(store.search_traces(locations=[info.experiment_id], order_by=order))
+
+    deadline = time.monotonic() + 30
+    while True:
+        traces = await asyncio.to_thread(read)
+        if len(traces) >= count or time.monotonic() > deadline:
+            assert len(traces) == count, [t.info.trace_id for t in traces]
+            return traces
+        await asyncio.sleep(0.05)
+
+
+def spans_by_name(trace: Trace) -> dict[str, Any]:
+    return {span.name: span for span in trace.data.spans}
+
+
+async def test_a_request_leaves_one_trace_with_its_span_tree(traced_service: StartTraced) -> None:
+    client = await traced_service(AGENT_TOOL)
+    body = {
+        **QUESTION,
+        "context": {"conversation_id": "conv-7", "user_id": "ada"},
+        "temperature": None,
+    }
+    response = await client.post("/invocations", json=body, headers={"X-Request-Id": "req-1"})
+    answer = await response.json()
+    [trace] = await traces_of(client, 1)
+    assert response.headers["x-mlflow-trace-id"] == trace.info.trace_id
+    assert trace.info.state == "OK"
+
+    metadata = trace.info.trace_metadata
+    assert metadata["agent_service.request_id"] == "req-1"
+    assert metadata["agent_service.task"] == "agent/v1/chat"
+    assert metadata["agent_service.model_backend"] == "injected"
+    assert metadata["mlflow.trace.session"] == "conv-7"
+    assert metadata["mlflow.trace.user"] == "ada"
+    info = await (await client.get("/agent/info")).json()
+    assert metadata["mlflow.modelId"] == info["tracing"]["logged_model_id"]
+    assert info["tracing"]["version"] == "agent-service-v-test"
+
+    spans = spans_by_name(trace)
+    root = spans["agent/v1/chat"]
+    assert root.parent_id is None
+    assert root.span_type == "AGENT"
+    assert root.inputs == {k: v for k, v in body.items() if v is not None}, "no null noise"
+    assert root.outputs == answer
+    graph = spans["agent"]
+    assert graph.parent_id == root.span_id
+    nodes = [s for s in trace.data.spans if s.name in ("model", "tools")]
+    assert [s.name for s in nodes] == ["model", "tools", "model"]
+    assert all(s.parent_id == graph.span_id for s in nodes)
+    chat_spans = [s for s in trace.data.spans if s.span_type == "CHAT_MODEL"]
+    assert len(chat_spans) == 2
+    usages = [s.get_attribute("mlflow.chat.tokenUsage") or {} for s in chat_spans]
+    assert all(usage["total_tokens"] > 0 for usage in usages)
+    assert chat_spans[0].inputs["messages"][0]["content"] == "What is 6*7?"
+    tool = spans["calculator"]
+    assert tool.span_type == "TOOL"
+    assert tool.inputs == {"expression": "6*7"}
+    assert tool.outputs == "42"
+    usage = trace.info.token_usage
+    assert usage is not None
+    assert usage["total_tokens"] == answer["usage"]["total_tokens"]
+
+
+@pytest.mark.parametrize(
+    ("task", "body", "path"),
+    [
+        ("agent/v1/chat", QUESTION, "/invocations"),
+        ("agent/v2/chat", QUESTION, "/invocations"),
+        ("agent/v1/responses", {"input": "What is 6*7?"}, "/invocations"),
+        ("agent/v1/responses", {"input": "What is 6*7?"}, "/v1/responses"),
+    ],
+)
+async def test_a_streamed_answer_is_traced_whole(
+    traced_service: StartTraced, task: str, body: dict[str, Any], path: str
+) -> None:
+    client = await traced_service(AGENT_TOOL, AGENT_TASK=task)
+    answer = await (await client.post(path, json=body)).json()
+    await stream(client, path, body)
+    json_trace, stream_trace = await traces_of(client, 2)
+    assert json_trace.data.spans[0].outputs == answer
+    assert normalise(stream_trace.data.spans[0].outputs) == normalise(answer)
+    assert stream_trace.info.state == "OK"
+
+
+async def test_trace_id_forms_in_the_body(traced_service: StartTraced) -> None:
+    client = await traced_service((), AGENT_TASK="agent/v1/responses")
+    asked = {"x-mlflow-return-trace-id": "true"}
+    plain = await client.post("/invocations", json={"input": "Hi"})
+    assert "trace_id" not in (await plain.json())["metadata"]
+    response = await client.post("/invocations", json={"input": "Hi"}, headers=asked)
+    body = await response.json()
+    assert body["metadata"]["trace_id"] == response.headers["x-mlflow-trace-id"]
+
+    events = named_frames(await _stream_with(client, "/v1/responses", {"input": "Hi"}, asked))
+    assert events[-1]["type"] == "response.completed"
+    assert events[-1]["response"]["metadata"]["trace_id"].startswith("tr-")
+
+    chat = await traced_service(())
+    chat_body = await (await chat.post("/invocations", json=QUESTION, headers=asked)).json()
+    assert chat_body["custom_outputs"]["trace_id"].startswith("tr-")
+    chunks = data_frames(await _stream_with(chat, "/invocations", QUESTION, asked))
+    assert [c["custom_outputs"]["trace_id"] for c in chunks if "custom_outputs" in c] == [
+        chunks[-1]["custom_outputs"]["trace_id"]
+    ]
+    assert all(set(c) >= {"id", "object", "choices"} for c in chunks), "typed frames only"
+
+    agent = await traced_service((), AGENT_TASK="agent/v2/chat")
+    agent_body = await (await agent.post("/invocations", json=QUESTION, headers=asked)).json()
+    assert agent_body["custom_outputs"]["trace_id"].startswith("tr-")
+
+
+async def test_databricks_options_return_trace(traced_service: StartTraced) -> None:
+    client = await traced_service(AGENT_TOOL)
+    body = {**QUESTION, "databricks_options": {"return_trace": True}}
+    answer = await (await client.post("/invocations", json=body)).json()
+    trace = answer["databricks_output"]["trace"]
+    assert trace["info"]["trace_id"].startswith("tr-")
+    names = {span["name"] for span in trace["data"]["spans"]}
+    assert {"agent/v1/chat", "agent", "model", "tools", "calculator"} <= names
+
+    chunks = data_frames(await stream(client, "/invocations", body))
+    [last] = [c for c in chunks if "databricks_output" in c]
+    assert last is chunks[-1]
+    assert last["databricks_output"]["trace"]["info"]["state"] == "OK"
+
+
+async def _stream_with(
+    client: Client, path: str, body: dict[str, Any], headers: dict[str, str]
+) -> Any:
+    response = await client.post(path, json={**body, "stream": True}, headers=headers)
+    assert response.headers["x-mlflow-trace-id"].startswith("tr-")
+    return decode([await response.read()])
+
+
+async def test_a_failed_stream_leaves_an_error_trace_with_the_partial_answer(
+    make_service: ServiceFactory,
+    fake_openai: tuple[FakeOpenAI, TestServer],
+    tracing_env: dict[str, str],
+) -> None:
+    fake, server = fake_openai
+    fake.behaviour = Behaviour(drop_after_chunks=3)
+    client = await make_service({**openai_env(server), **tracing_env})
+    events = await stream(client, "/invocations", QUESTION)
+    assert "error" in events[-2].json()
+    [trace] = await traces_of(client, 1)
+    assert trace.info.state == "ERROR"
+    root = trace.data.spans[0]
+    assert root.get_attribute("agent_service.end_reason") == "failed: upstream_error"
+    assert root.outputs["choices"][0]["message"]["content"] == "Hello from"
+    assert trace.info.trace_metadata["agent_service.model_backend"] == "openai"
+
+
+async def test_a_failed_json_request_leaves_an_error_trace(
+    make_service: ServiceFactory,
+    fake_openai: tuple[FakeOpenAI, TestServer],
+    tracing_env: dict[str, str],
+) -> None:
+    fake, server = fake_openai
+    fake.behaviour = Behaviour(status=500)
+    client = await make_service({**openai_env(server), **tracing_env})
+    response = await client.post("/invocations", json=QUESTION)
+    assert response.status == 502
+    assert response.headers["x-mlflow-trace-id"]
+    [trace] = await traces_of(client, 1)
+    assert trace.info.state == "ERROR"
+    model_span = next(s for s in trace.data.spans if s.span_type == "CHAT_MODEL")
+    assert model_span.status.status_code == "ERROR"
+
+
+async def test_a_client_that_leaves_mid_stream_leaves_a_cancelled_trace(
+    traced_service: StartTraced,
+) -> None:
+    client = await traced_service((), token_delay_s=0.05)
+    response = await client.post("/invocations", json={**QUESTION, "stream": True})
+    received = b""
+    while received.count(b"data:") < 4:
+        received += await response.content.readany()
+    response.close()  # the client goes away mid-answer
+    [trace] = await traces_of(client, 1)
+    assert trace.info.state == "ERROR"
+    root = trace.data.spans[0]
+    assert root.get_attribute("agent_service.end_reason") == "client_disconnected"
+    partial = root.outputs["choices"][0]["message"]["content"]
+    assert partial.startswith("This is")
+    assert len(partial) < 100, "only what was produced before the client left"
+
+
+async def test_sampling_ratio_zero_traces_nothing(traced_service: StartTraced) -> None:
+    client = await traced_service((), TRACE_SAMPLING_RATIO="0")
+    response = await client.post("/invocations", json=QUESTION)
+    assert response.status == 200
+    assert "x-mlflow-trace-id" not in response.headers
+    assert await traces_of(client, 0) == []
+
+
+async def test_an_unusable_store_is_reported_and_the_service_still_serves(
+    make_service: ServiceFactory, unused_tcp_port: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    client = await make_service(
+        {
+            "AGENT_TRACING": "true",
+            "MLFLOW_TRACKING_URI": f"http://user:secret@127.0.0.1:{unused_tcp_port}",
+            "TRACING_START_TIMEOUT_SECONDS": "3",
+        }
+    )
+    response = await client.post("/invocations", json=QUESTION)
+    assert response.status == 200
+    assert "x-mlflow-trace-id" not in response.headers
+    tracing = (await (await client.get("/agent/info")).json())["tracing"]
+    assert tracing["enabled"] is True
+    assert tracing["available"] is False
+    assert tracing["reason"]
+    assert tracing["destination"] == f"http://user:***@127.0.0.1:{unused_tcp_port}"
+    errors = [
+        r for r in caplog.records if r.levelno == logging.ERROR and "UNAVAILABLE" in r.getMessage()
+    ]
+    assert len(errors) == 1
+    assert "secret" not in caplog.text
+
+
+async def test_a_missing_experiment_id_is_reported(
+    make_service: ServiceFactory, tracking_uri: str
+) -> None:
+    client = await make_service(
+        {
+            "AGENT_TRACING": "true",
+            "MLFLOW_TRACKING_URI": tracking_uri,
+            "MLFLOW_EXPERIMENT_ID": "987654",
+        }
+    )
+    tracing = (await (await client.get("/agent/info")).json())["tracing"]
+    assert tracing["available"] is False
+    assert "987654" in tracing["reason"]
+    assert (await client.post("/invocations", json=QUESTION)).status == 200
+
+
+async def test_the_version_is_one_logged_model(
+    traced_service: StartTraced, tracing_env: dict[str, str]
+) -> None:
+    first = await traced_service(())
+    second = await traced_service(())
+    first_info = (await (await first.get("/agent/info")).json())["tracing"]
+    second_info = (await (await second.get("/agent/info")).json())["tracing"]
+    assert first_info["logged_model_id"] == second_info["logged_model_id"], "found, not re-created"
+    model = MlflowClient(tracing_env["MLFLOW_TRACKING_URI"]).get_logged_model(
+        first_info["logged_model_id"]
+    )
+    assert model.name == "agent-service-v-test"
+    assert model.status == "READY"
+
+
+async def test_concurrent_requests_each_get_their_own_trace(traced_service: StartTraced) -> None:
+    client = await traced_service(())
+    answers = await asyncio.gather(
+        *(
+            client.post("/invocations", json=QUESTION, headers={"X-Request-Id": f"r{i}"})
+            for i in range(20)
+        )
+    )
+    assert all(a.status == 200 for a in answers)
+    traces = await traces_of(client, 20)
+    by_request = {t.info.trace_metadata["agent_service.request_id"]: t for t in traces}
+    assert set(by_request) == {f"r{i}" for i in range(20)}
+    for answer in answers:
+        trace = by_request[answer.headers["X-Request-Id"]]
+        assert trace.info.trace_id == answer.headers["x-mlflow-trace-id"]
+        assert trace.data.spans[0].outputs == await answer.json()
