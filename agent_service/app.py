@@ -15,7 +15,16 @@ from aiohttp import web
 
 from . import views
 from .agent import AgentGraph, build_graph
-from .keys import AGENT, ENDPOINTS, SCHEMAS, SETTINGS
+from .guards import (
+    add_cors_headers,
+    admission_middleware,
+    auth_middleware,
+    cors_middleware,
+    metrics_middleware,
+)
+from .keys import AGENT, ENDPOINTS, GATE, METRICS, OPENAPI, SCHEMAS, SETTINGS
+from .lifecycle import RequestGate
+from .metrics import Metrics
 from .middlewares import (
     add_id_headers,
     body_middleware,
@@ -23,6 +32,7 @@ from .middlewares import (
     request_id_middleware,
 )
 from .models import build_chat_model
+from .openapi import build_openapi
 from .routes import agent_endpoints
 from .runtime import AgentRuntime
 from .schemas import bundled
@@ -39,13 +49,27 @@ async def create_app(
 ) -> web.Application:
     settings = settings or Settings.from_env()
     app = web.Application(
-        middlewares=[error_middleware, request_id_middleware, body_middleware],
+        middlewares=[
+            metrics_middleware,
+            error_middleware,
+            request_id_middleware,
+            cors_middleware,
+            auth_middleware,
+            admission_middleware,
+            body_middleware,
+        ],
         client_max_size=settings.max_body_bytes,
-        # Cancel the handler when its client disconnects, so an abandoned run stops at once
-        # instead of finishing (and paying for) an answer nobody reads.
-        handler_args={"handler_cancellation": True},
+        handler_args={
+            # Cancel the handler when its client disconnects, so an abandoned run stops at
+            # once instead of finishing (and paying for) an answer nobody reads.
+            "handler_cancellation": True,
+            "max_line_size": settings.max_header_bytes,
+            "max_field_size": settings.max_header_bytes,
+        },
     )
     app[SETTINGS] = settings
+    app[METRICS] = Metrics(settings.metrics_dir)
+    app[GATE] = RequestGate(settings.max_concurrent_requests, settings.request_deadline_s)
     # Checked here, at start-up: a broken schema file stops the worker, not a request.
     app[SCHEMAS] = bundled()
     app[AGENT] = AgentRuntime(
@@ -54,16 +78,28 @@ async def create_app(
         graph=graph,
         backend_kind="injected" if graph is not None else "",
     )
-    endpoints = {}
-    for path, endpoint in agent_endpoints(settings.task).items():
-        endpoints[app.router.add_post(path, views.invoke_agent)] = endpoint
-    app[ENDPOINTS] = endpoints
+    by_path = agent_endpoints(settings.task)
+    app[ENDPOINTS] = {
+        app.router.add_post(path, views.invoke_agent): endpoint
+        for path, endpoint in by_path.items()
+    }
+    app[OPENAPI] = build_openapi(app[SCHEMAS], by_path, settings.agent_name)
     app.router.add_get("/health", views.health)
+    app.router.add_get("/ready", views.ready)
     app.router.add_get("/agent/info", views.agent_info)
+    app.router.add_get("/metrics", views.metrics)
+    app.router.add_get("/openapi.json", views.openapi)
     app.on_response_prepare.append(add_id_headers)
+    app.on_response_prepare.append(add_cors_headers)
+    app.on_shutdown.append(_drain)
     app.cleanup_ctx.append(_tracing_context)
     app.cleanup_ctx.append(_agent_context)
     return app
+
+
+async def _drain(app: web.Application) -> None:
+    """On SIGTERM, after the listening sockets closed: finish what is running, then stop."""
+    await app[GATE].drain(app[SETTINGS].drain_s)
 
 
 async def _tracing_context(app: web.Application) -> AsyncIterator[None]:

@@ -5,11 +5,14 @@
     │   ├── InvalidJSON               400
     │   ├── InvalidBody               400  (schema failure; param = JSON path)
     │   ├── AuthenticationRequired    401 authentication_error
+    │   ├── PermissionDenied          403 permission_error
     │   ├── NotFound                  404
     │   ├── MethodNotAllowed          405
     │   ├── PayloadTooLarge           413
     │   └── UnsupportedMediaType      415
     ├── Overloaded                    503 server_error       (Retry-After)
+    ├── ServerShuttingDown            503 server_error       (draining after SIGTERM)
+    ├── DeadlineExceeded              504 server_error       (REQUEST_DEADLINE_SECONDS)
     └── UpstreamError                 502 server_error       (the model endpoint failed)
         ├── UpstreamAuthError         502                    (it refused our credentials)
         ├── UpstreamRateLimited       429 rate_limit_error   (Retry-After passed on)
@@ -82,6 +85,13 @@ class AuthenticationRequired(ClientError):
     default_message = "A valid API key is required: send it as 'Authorization: Bearer <key>'."
 
 
+class PermissionDenied(ClientError):
+    status = 403
+    error_type = "permission_error"
+    default_code = "permission_denied"
+    default_message = "This request is not allowed."
+
+
 class NotFound(ClientError):
     status = 404
     default_code = "not_found"
@@ -108,6 +118,18 @@ class Overloaded(ServiceError):
     status = 503
     default_code = "overloaded"
     default_message = "The server is busy; retry shortly."
+
+
+class ServerShuttingDown(ServiceError):
+    status = 503
+    default_code = "server_shutting_down"
+    default_message = "The server is shutting down; retry on another instance."
+
+
+class DeadlineExceeded(ServiceError):
+    status = 504
+    default_code = "deadline_exceeded"
+    default_message = "The agent did not finish within the request deadline."
 
 
 class UpstreamError(ServiceError):

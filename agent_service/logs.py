@@ -1,9 +1,12 @@
-"""Logging: every line carries the request id of the request it belongs to ("-" outside one)."""
+"""Logging: every line carries the request id of the request it belongs to ("-" outside one),
+and no line carries a credential: bearer tokens and the shapes of Databricks and OpenAI keys
+are masked whatever logged them (our code never logs them; a library's message might)."""
 
 from __future__ import annotations
 
 import contextvars
 import logging
+import re
 from typing import Any
 
 current_request_id: contextvars.ContextVar[str] = contextvars.ContextVar(
@@ -15,6 +18,17 @@ LOG_FORMAT = "%(asctime)s %(levelname)s [%(process)d] %(name)s [%(request_id)s] 
 ACCESS_LOG_FORMAT = '%a "%r" %s %b %Tfs "%{User-Agent}i" [%{X-Request-Id}o]'
 
 
+_SECRETS = re.compile(
+    r"(?i)(bearer\s+|authorization[\"']?\s*[:=]\s*[\"']?(?:bearer\s+)?)[^\s\"',;]+"
+    r"|\b(dapi|dkea|sk-|sk_)[A-Za-z0-9_\-]{8,}"
+)
+
+
+def redact(text: str) -> str:
+    """`text` with anything shaped like a credential replaced by `***`."""
+    return _SECRETS.sub(lambda match: (match.group(1) or match.group(2) or "") + "***", text)
+
+
 class RequestIdFilter(logging.Filter):
     """Adds `request_id` to every record so the format can always print it."""
 
@@ -24,6 +38,13 @@ class RequestIdFilter(logging.Filter):
         return True
 
 
+class RedactingFormatter(logging.Formatter):
+    """Masks credentials in the whole formatted line, tracebacks included."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(super().format(record))
+
+
 def logging_config(level: str) -> dict[str, Any]:
     """A `logging.config.dictConfig` for the server: our format on stderr, gunicorn's and
     aiohttp's loggers included."""
@@ -31,7 +52,7 @@ def logging_config(level: str) -> dict[str, Any]:
         "version": 1,
         "disable_existing_loggers": False,
         "filters": {"request_id": {"()": RequestIdFilter}},
-        "formatters": {"default": {"format": LOG_FORMAT}},
+        "formatters": {"default": {"()": RedactingFormatter, "format": LOG_FORMAT}},
         "handlers": {
             "stderr": {
                 "class": "logging.StreamHandler",

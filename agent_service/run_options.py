@@ -34,6 +34,10 @@ class RunOptions:
     tool_params: Mapping[str, Any] = field(default_factory=dict)
     # LangChain callbacks of this run: the trace's span recorder.
     callbacks: tuple[BaseCallbackHandler, ...] = ()
+    # On Databricks Apps with user authorization, the caller's own access token
+    # (X-Forwarded-Access-Token): for tools that act as the user. This request only; never
+    # logged, stored or traced (repr hides it; the trace records the body, not headers).
+    user_token: str | None = field(default=None, repr=False)
 
     @property
     def client_tool_names(self) -> frozenset[str]:

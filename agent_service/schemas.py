@@ -50,6 +50,7 @@ class SchemaSet:
             Draft202012Validator.check_schema(document)
             if document.get("$id") != URN_PREFIX + name:
                 raise ValueError(f"schema {name}: $id must be {URN_PREFIX + name!r}")
+        self._documents = dict(documents)
         self.registry: Registry[Any] = (
             Registry()
             .with_resources(
@@ -74,6 +75,9 @@ class SchemaSet:
     @property
     def names(self) -> frozenset[str]:
         return frozenset(self._validators)
+
+    def document(self, name: str) -> dict[str, Any]:
+        return self._documents[name]
 
     def first_problem(self, name: str, instance: object) -> SchemaProblem | None:
         """The best-matching error for `instance` against schema `name`, or None when valid."""

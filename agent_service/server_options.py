@@ -1,18 +1,28 @@
-"""The gunicorn options the service runs with, derived from settings and the CLI flags."""
+"""The gunicorn options the service runs with, derived from settings and the CLI flags.
+
+This module is imported by gunicorn's master process: it must not import the app.
+"""
 
 from __future__ import annotations
 
+import math
+import os
+import shutil
+import tempfile
 from typing import Any
 
 from .logs import ACCESS_LOG_FORMAT, logging_config
 from .settings import Settings
 
-WORKER_CLASS = "aiohttp.GunicornWebWorker"
-# How long a worker may take to shut down after SIGTERM before gunicorn kills it.
-GRACEFUL_TIMEOUT_S = 30
+WORKER_CLASS = "agent_service.worker.AgentWorker"
+# After the drain period, time for terminal stream events, trace export and exit; gunicorn
+# kills workers that take longer than drain + this.
+SHUTDOWN_MARGIN_S = 15
 # gunicorn's worker heartbeat timeout; the aiohttp worker notifies every second, so this only
 # catches a worker whose event loop is stuck.
 WORKER_TIMEOUT_S = 60
+# prometheus_client's multi-process mode reads this variable when it is imported.
+METRICS_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
 
 
 def gunicorn_options(
@@ -27,7 +37,7 @@ def gunicorn_options(
         "bind": [f"{host or settings.host}:{settings.port if port is None else port}"],
         "workers": workers or settings.workers,
         "worker_class": WORKER_CLASS,
-        "graceful_timeout": GRACEFUL_TIMEOUT_S,
+        "graceful_timeout": math.ceil(settings.drain_s) + SHUTDOWN_MARGIN_S,
         "timeout": WORKER_TIMEOUT_S,
         "keepalive": 75,
         "reload": reload,
@@ -38,4 +48,35 @@ def gunicorn_options(
         # gunicorn's control socket lives at one path per user ($HOME/.gunicorn): several
         # servers on one machine would take it from each other, and we do not use it.
         "control_socket_disable": True,
+        **_metrics_hooks(settings.metrics_dir),
     }
+
+
+def _metrics_hooks(given_dir: str) -> dict[str, Any]:
+    """The master's part of multi-process metrics: a folder for the workers' metric files,
+    made before any worker exists and removed at exit."""
+    created: list[str] = []
+
+    def on_starting(server: Any) -> None:
+        if given_dir:
+            # Stale files of a previous run would be counted: start empty.
+            shutil.rmtree(given_dir, ignore_errors=True)
+            os.makedirs(given_dir, exist_ok=True)
+            return
+        folder = tempfile.mkdtemp(prefix="agent-service-metrics-")
+        created.append(folder)
+        # Workers inherit it; prometheus_client reads it when a worker imports it.
+        os.environ[METRICS_DIR_VARIABLE] = folder
+
+    def on_exit(server: Any) -> None:
+        for folder in created:
+            shutil.rmtree(folder, ignore_errors=True)
+
+    return {"on_starting": on_starting, "child_exit": _forget_worker_metrics, "on_exit": on_exit}
+
+
+def _forget_worker_metrics(server: Any, worker: Any) -> None:
+    """A worker exited: its live gauges (requests in flight) must stop counting."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]

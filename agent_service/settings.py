@@ -84,6 +84,24 @@ class Settings:
     max_body_bytes: int = 16 * MIB
     # A `: ping` comment on idle streams this often keeps proxies from closing them; 0 = off.
     sse_heartbeat_s: float = 15.0
+    # A client that stops reading a stream is dropped when one write waits this long.
+    sse_write_timeout_s: float = 30.0
+    # Past this a run is cancelled and the client gets 504 (or an in-band error); 0 = none.
+    request_deadline_s: float = 300.0
+    # Agent requests one worker runs at once; more are refused with 503 at once; 0 = no limit.
+    max_concurrent_requests: int = 10_000
+    # After SIGTERM: how long in-flight requests may take to finish before open streams are
+    # ended with a `server_shutting_down` error.
+    drain_s: float = 20.0
+    max_header_bytes: int = 8190
+    # Bearer keys accepted on every route but /health and /ready; none = no authentication
+    # (Databricks Apps authenticates callers itself).
+    api_keys: tuple[str, ...] = field(default=(), repr=False)
+    # Origins allowed to call from a browser; none = CORS off.
+    cors_allow_origins: tuple[str, ...] = ()
+    # gunicorn's workers share their metrics through files here (prometheus_client's
+    # multi-process mode); set by `agent-server`, empty in a single process.
+    metrics_dir: str = ""
     log_level: str = "INFO"
 
     @classmethod
@@ -147,6 +165,22 @@ class Settings:
             sse_heartbeat_s=reader.number(
                 "SSE_HEARTBEAT_SECONDS", defaults.sse_heartbeat_s, low=0.0
             ),
+            sse_write_timeout_s=reader.number(
+                "SSE_WRITE_TIMEOUT_SECONDS", defaults.sse_write_timeout_s, low=0.1
+            ),
+            request_deadline_s=reader.number(
+                "REQUEST_DEADLINE_SECONDS", defaults.request_deadline_s, low=0.0
+            ),
+            max_concurrent_requests=reader.integer(
+                "MAX_CONCURRENT_REQUESTS", defaults.max_concurrent_requests, low=0
+            ),
+            drain_s=reader.number("DRAIN_SECONDS", defaults.drain_s, low=0.0),
+            max_header_bytes=reader.integer(
+                "MAX_HEADER_BYTES", defaults.max_header_bytes, low=1024
+            ),
+            api_keys=reader.names("AGENT_API_KEYS"),
+            cors_allow_origins=reader.names("CORS_ALLOW_ORIGINS"),
+            metrics_dir=reader.text("PROMETHEUS_MULTIPROC_DIR"),
             log_level=reader.choice(
                 "LOG_LEVEL", ("DEBUG", "INFO", "WARNING", "ERROR"), defaults.log_level, upper=True
             ),

@@ -13,9 +13,9 @@ import contextlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-import orjson
 from aiohttp import web
 
+from .jsonio import dumps
 from .tasks.base import Frame
 
 SSE_HEADERS = {
@@ -28,8 +28,17 @@ DONE = b"data: [DONE]\n\n"
 PING = b": ping\n\n"
 
 
+# A write is bounded in time only when the connection's send buffer is this full: below it,
+# aiohttp never waits for the client, and the bound would cost a timer per event for nothing.
+_BUFFER_BEFORE_BOUND = 16 * 1024
+
+
 class ClientGone(Exception):
-    """The client closed the connection while we were writing to it."""
+    """The client closed the connection, or stopped reading it, while we were writing."""
+
+    def __init__(self, reason: str = "client_disconnected") -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,7 +53,7 @@ class Framing:
         for frame in frames:
             if self.named_events and frame.event:
                 parts.append(b"event: " + frame.event.encode() + b"\n")
-            parts.append(b"data: " + orjson.dumps(frame.payload) + b"\n\n")
+            parts.append(b"data: " + dumps(frame.payload) + b"\n\n")
         return b"".join(parts)
 
     def closing(self) -> bytes:
@@ -61,11 +70,19 @@ class EventStream:
     """One SSE response. Headers go out on the first write or the first heartbeat, whichever
     comes first; until then the handler may still fail with a real HTTP status."""
 
-    def __init__(self, request: web.Request, framing: Framing, heartbeat_s: float) -> None:
+    def __init__(
+        self,
+        request: web.Request,
+        framing: Framing,
+        *,
+        heartbeat_s: float,
+        write_timeout_s: float,
+    ) -> None:
         self.request = request
         self.framing = framing
         self.response = web.StreamResponse(headers=SSE_HEADERS)
         self._heartbeat_s = heartbeat_s
+        self._write_timeout_s = write_timeout_s
         self._start_lock = asyncio.Lock()
         self._last_write = 0.0
         self._heartbeat: asyncio.Task[None] | None = None
@@ -101,10 +118,26 @@ class EventStream:
         try:
             if not self.response.prepared:
                 await self._start()
-            await self.response.write(data)
+            transport = self.request.transport
+            if transport is None:
+                raise ClientGone
+            if transport.get_write_buffer_size() + len(data) < _BUFFER_BEFORE_BOUND:
+                await self.response.write(data)
+            else:
+                await self._bounded_write(data, transport)
         except ConnectionError as exc:
             raise ClientGone from exc
         self._last_write = asyncio.get_running_loop().time()
+
+    async def _bounded_write(self, data: bytes, transport: asyncio.Transport) -> None:
+        """A client that stops reading must not hold the worker: past the write timeout the
+        connection is dropped and the run stopped."""
+        try:
+            async with asyncio.timeout(self._write_timeout_s):
+                await self.response.write(data)
+        except TimeoutError:
+            transport.abort()
+            raise ClientGone("stalled_reader") from None
 
     async def _start(self) -> None:
         async with self._start_lock:

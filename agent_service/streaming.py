@@ -1,9 +1,11 @@
-"""The stream loop: agent events → task encoder → SSE, owning the three ways a stream ends.
+"""The stream loop: agent events → task encoder → SSE, owning every way a stream ends.
 
 - done: the encoder's closing frames, then the framing's end (`[DONE]` or nothing);
-- agent failed: before the first byte the error propagates and becomes a real HTTP status;
-  after it, the encoder's terminal error frames — a stream never ends silently;
-- client gone: a normal end, logged at info; the run is cancelled by leaving the loop.
+- the agent failed, the deadline passed, or the server is shutting down: before the first
+  byte the error propagates and becomes a real HTTP status; after it, the encoder's terminal
+  error frames — a stream never ends silently;
+- the client left (or stopped reading): a normal end, logged at info; leaving the loop
+  cancels the run and the model call in flight.
 `CancelledError` is never swallowed.
 """
 
@@ -17,10 +19,10 @@ from aiohttp import web
 
 from . import errors
 from .events import Event, RunFailed
+from .lifecycle import RequestGate, RunScope
+from .observer import RunObserver
 from .sse import ClientGone, EventStream
 from .tasks.base import Exchange
-from .traced_run import TracedRun
-from .upstream import translate
 
 log = logging.getLogger(__name__)
 
@@ -29,43 +31,63 @@ async def stream_answer(
     stream: EventStream,
     exchange: Exchange,
     events: AsyncIterator[Event],
-    traced: TracedRun,
+    observer: RunObserver,
+    gate: RequestGate,
 ) -> web.StreamResponse:
     encoder = exchange.encoder()
     stream.start_heartbeats()
+    scope: RunScope | None = None
     try:
         try:
-            async for event in events:
-                await traced.observe(event)
-                await stream.send(encoder.encode(event))
+            async with gate.run_scope() as scope:
+                async for event in events:
+                    await observer.observe(event)
+                    frames = encoder.encode(event)
+                    if frames:
+                        await stream.send(frames)
+                        observer.sent(len(frames))
         except ClientGone:
             raise
         except Exception as exc:
-            traced.stop(exc)
-            error = translate(exc)
+            error = observer.stop(stopped_by(scope, exc))
+            assert error is not None
             if not stream.started:
+                if error is exc:
+                    raise
                 raise error from exc
             _log_failure(error, exc)
-            await stream.send(encoder.encode(RunFailed(error)))
+            frames = encoder.encode(RunFailed(error))
+            await stream.send(frames)
+            observer.sent(len(frames))
         await stream.close()
     except ClientGone as gone:
-        traced.stop(gone)
-        log.info("Client disconnected; the agent run was stopped")
+        observer.stop(gone)
+        log.info("Client gone (%s); the agent run was stopped", gone.reason)
     except asyncio.CancelledError as cancelled:
-        traced.stop(cancelled)
+        observer.stop(cancelled)
         raise
     finally:
+        observer.finish()
         await stream.stop_heartbeats()
         await _close(events)
     return stream.response
 
 
+def stopped_by(scope: RunScope | None, exc: Exception) -> Exception:
+    """What ended a run: the scope's own error when its deadline fired (or a shutdown pulled
+    the deadline in), else the exception itself."""
+    if isinstance(exc, TimeoutError) and scope is not None and scope.timeout.expired():
+        return scope.error()
+    return exc
+
+
 def _log_failure(error: errors.ServiceError, exc: BaseException) -> None:
-    cause = exc.__cause__ or exc
-    if error.status >= 500:
-        log.error("Stream failed after it started: %s", error.message, exc_info=cause)
+    if error.status >= 500 and error.code not in ("deadline_exceeded", "server_shutting_down"):
+        log.error(
+            "Stream failed after it started: %s", error.message, exc_info=exc.__cause__ or exc
+        )
     else:
-        log.warning("Stream failed after it started: %s", error.message)
+        log.warning("Stream ended early: %s", error.message)
 
 
 async def _close(events: AsyncIterator[Event]) -> None:

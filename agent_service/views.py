@@ -6,22 +6,37 @@ import asyncio
 import os
 from typing import Any
 
-import orjson
 from aiohttp import web
 
 from . import runner
-from .keys import AGENT, BODY, ENDPOINT, REQUEST_ID, SETTINGS, TRACE_ID
+from .guards import route_label
+from .jsonio import dumps
+from .keys import (
+    AGENT,
+    BODY,
+    ENDPOINT,
+    GATE,
+    METRICS,
+    OPENAPI,
+    REQUEST_ID,
+    SETTINGS,
+    STARTED,
+    TRACE_ID,
+    USER_TOKEN,
+)
+from .lifecycle import RunScope
+from .metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from .observer import RunObserver
 from .sse import EventStream
-from .streaming import stream_answer
+from .streaming import stopped_by, stream_answer
 from .tasks.base import RequestContext, TraceReturn
-from .traced_run import TracedRun
 from .tracing import RequestFacts, RequestTrace
 
 RETURN_TRACE_ID_HEADER = "x-mlflow-return-trace-id"
 
 
 def json_response(body: Any, status: int = 200) -> web.Response:
-    return web.Response(body=orjson.dumps(body), status=status, content_type="application/json")
+    return web.Response(body=dumps(body), status=status, content_type="application/json")
 
 
 async def invoke_agent(request: web.Request) -> web.StreamResponse:
@@ -39,23 +54,46 @@ async def invoke_agent(request: web.Request) -> web.StreamResponse:
         settings.agent_name,
         callbacks=(trace.recorder,) if trace else (),
         trace_return=trace_return,
+        user_token=request.get(USER_TOKEN),
     )
     exchange = endpoint.task.exchange(body, context)
-    traced = TracedRun(trace, exchange, trace_return)
+    observer = RunObserver(
+        trace=trace,
+        exchange=exchange,
+        trace_return=trace_return,
+        metrics=request.app[METRICS],
+        route=route_label(request),
+        started=request[STARTED],
+    )
+    gate = request.app[GATE]
     if body.get("stream") is True:
-        stream = EventStream(request, endpoint.framing, settings.sse_heartbeat_s)
-        return await stream_answer(stream, exchange, runner.stream(graph, exchange.run), traced)
+        stream = EventStream(
+            request,
+            endpoint.framing,
+            heartbeat_s=settings.sse_heartbeat_s,
+            write_timeout_s=settings.sse_write_timeout_s,
+        )
+        streamed = runner.stream(graph, exchange.run)
+        return await stream_answer(stream, exchange, streamed, observer, gate)
+    scope: RunScope | None = None
     try:
-        events = await runner.invoke(graph, exchange.run)
-    except (Exception, asyncio.CancelledError) as exc:
-        traced.stop(exc)
+        async with gate.run_scope() as scope:
+            events = await runner.invoke(graph, exchange.run)
+    except Exception as exc:
+        error = observer.stop(stopped_by(scope, exc))
+        assert error is not None
+        if error is exc:
+            raise
+        raise error from exc
+    except asyncio.CancelledError as cancelled:
+        observer.stop(cancelled)
         raise
-    reducer = exchange.reducer() if trace is None else None
+    reducer = exchange.reducer() if trace is None else observer.reducer
     for event in events:
-        if reducer is not None:
+        if trace is None:
             reducer.add(event)
-        await traced.observe(event)
-    return json_response((reducer or traced.reducer).result())
+        await observer.observe(event)
+    return json_response(reducer.result())
 
 
 def _start_trace(request: web.Request, task: str, body: dict[str, Any]) -> RequestTrace | None:
@@ -92,6 +130,26 @@ async def health(request: web.Request) -> web.Response:
     """Liveness: the process serves HTTP. Says nothing about the model endpoint. The worker's
     pid tells apart the workers behind one port."""
     return json_response({"status": "ok", "pid": os.getpid()})
+
+
+async def ready(request: web.Request) -> web.Response:
+    """Readiness: the graph is built and the worker is not draining (503 after SIGTERM)."""
+    agent = request.app[AGENT]
+    gate = request.app[GATE]
+    if agent.graph is None or gate.draining:
+        status = "draining" if gate.draining else "starting"
+        return json_response({"status": status, "pid": os.getpid()}, status=503)
+    return json_response({"status": "ready", "pid": os.getpid(), "in_flight": gate.in_flight})
+
+
+async def metrics(request: web.Request) -> web.Response:
+    return web.Response(
+        body=request.app[METRICS].render(), headers={"Content-Type": METRICS_CONTENT_TYPE}
+    )
+
+
+async def openapi(request: web.Request) -> web.Response:
+    return json_response(request.app[OPENAPI])
 
 
 async def agent_info(request: web.Request) -> web.Response:

@@ -7,11 +7,10 @@ stream in arbitrary byte pieces (as a network delivers it) and yields events as 
 from __future__ import annotations
 
 import codecs
+import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
-
-import orjson
 
 
 @dataclass(frozen=True)
@@ -21,7 +20,8 @@ class SSEEvent:
     comments: tuple[str, ...] = ()
 
     def json(self) -> Any:
-        return orjson.loads(self.data)
+        # The standard library, as the OpenAI SDK decodes: exact for every JSON number.
+        return json.loads(self.data)
 
 
 class SSEDecoder:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 from pathlib import Path
 
 import httpx
 from mlflow.tracking import MlflowClient
 
 from tests.processes import BIN, free_port, running_server
+from tests.sse_decoder import decode
 
 
 async def test_two_workers_answer_and_sigterm_exits_cleanly(tmp_path: Path) -> None:
@@ -79,3 +81,97 @@ async def test_sigterm_right_after_traffic_loses_no_trace(tmp_path: Path) -> Non
     traces = store_client.search_traces(locations=[experiment.experiment_id], max_results=100)
     assert {t.info.trace_id for t in traces} == trace_ids
     assert len(traces) == requests
+
+
+async def _open_stream(
+    client: httpx.AsyncClient, path: str, body: dict[str, object]
+) -> tuple[asyncio.Task[bytes], asyncio.Event]:
+    """Start a stream; the event is set once its first data frame arrived."""
+    first = asyncio.Event()
+
+    async def read() -> bytes:
+        received = b""
+        async with client.stream("POST", path, json={**body, "stream": True}) as response:
+            assert response.status_code == 200
+            async for piece in response.aiter_bytes():
+                received += piece
+                if b"data:" in received:
+                    first.set()
+        return received
+
+    return asyncio.create_task(read()), first
+
+
+async def test_sigterm_drains_streams_in_flight(tmp_path: Path) -> None:
+    port = free_port()
+    env = {"OFFLINE_TOKEN_DELAY_MS": "40", "DRAIN_SECONDS": "20", "AGENT_TRACING": "false"}
+    args = [str(BIN / "agent-server"), "--port", str(port), "--workers", "1"]
+    with running_server(args, env, tmp_path / "server.log", port) as server:
+        async with httpx.AsyncClient(base_url=server.base_url, timeout=60) as client:
+            opened = [
+                await _open_stream(
+                    client, "/invocations", {"messages": [{"role": "user", "content": f"s{i}"}]}
+                )
+                for i in range(4)
+            ]
+            for _, first in opened:
+                await asyncio.wait_for(first.wait(), 30)
+            server.process.send_signal(signal.SIGTERM)
+            async with httpx.AsyncClient(base_url=server.base_url, timeout=10) as fresh:
+                ready = await _eventually(fresh, "/ready", 503)
+                assert ready.json()["status"] == "draining"
+                refused = await fresh.post(
+                    "/invocations", json={"messages": [{"role": "user", "content": "late"}]}
+                )
+                assert refused.status_code == 503
+                assert refused.json()["error"]["code"] == "server_shutting_down"
+            bodies = [await task for task, _ in opened]
+        exit_code = server.process.wait(timeout=30)
+        log = server.log()
+    assert exit_code == 0, log
+    for body in bodies:
+        events = decode([body])
+        assert events[-1].data == "[DONE]"
+        assert all("error" not in e.json() for e in events[:-1]), "finished normally"
+        assert events[-2].json()["choices"][0]["finish_reason"] == "stop"
+    assert "Draining 4 in-flight request(s)" in log
+    assert "SIGKILL" not in log
+    assert "WORKER TIMEOUT" not in log
+
+
+async def test_streams_still_open_after_the_drain_end_with_an_error_event(tmp_path: Path) -> None:
+    port = free_port()
+    env = {"OFFLINE_TOKEN_DELAY_MS": "200", "DRAIN_SECONDS": "1", "AGENT_TRACING": "false"}
+    args = [str(BIN / "agent-server"), "--port", str(port), "--workers", "1"]
+    with running_server(args, env, tmp_path / "server.log", port) as server:
+        async with httpx.AsyncClient(base_url=server.base_url, timeout=60) as client:
+            chat, chat_first = await _open_stream(
+                client, "/v1/chat/completions", {"messages": [{"role": "user", "content": "hi"}]}
+            )
+            responses, responses_first = await _open_stream(
+                client, "/v1/responses", {"input": "hi"}
+            )
+            await asyncio.wait_for(asyncio.gather(chat_first.wait(), responses_first.wait()), 30)
+            server.process.send_signal(signal.SIGTERM)
+            chat_events = decode([await chat])
+            response_events = decode([await responses])
+        exit_code = server.process.wait(timeout=30)
+        log = server.log()
+    assert exit_code == 0, log
+    assert chat_events[-1].data == "[DONE]"
+    assert chat_events[-2].json()["error"]["code"] == "server_shutting_down"
+    assert [e.event for e in response_events][-2:] == ["error", "response.failed"]
+    assert response_events[-1].json()["response"]["status"] == "failed"
+    assert "ending them with server_shutting_down" in log
+    assert "SIGKILL" not in log
+    assert "WORKER TIMEOUT" not in log
+
+
+async def _eventually(client: httpx.AsyncClient, path: str, status: int) -> httpx.Response:
+    """GET `path` until it answers `status` (the signal takes a moment to arrive)."""
+    async with asyncio.timeout(10):
+        while True:
+            response = await client.get(path)
+            if response.status_code == status:
+                return response
+            await asyncio.sleep(0.02)

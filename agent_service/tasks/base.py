@@ -47,6 +47,8 @@ class RequestContext:
     # LangChain callbacks for the run (the trace's span recorder).
     callbacks: tuple[BaseCallbackHandler, ...] = ()
     trace_return: TraceReturn = field(default_factory=TraceReturn)
+    # The caller's own token (Databricks Apps user authorization), for this request only.
+    user_token: str | None = field(default=None, repr=False)
 
 
 class Encoder(Protocol):

@@ -31,6 +31,7 @@ def run_options(
         client_tools=client_tools,
         tool_params=tool_params or {},
         callbacks=context.callbacks,
+        user_token=context.user_token,
     )
 
 

@@ -54,6 +54,7 @@ class FakeOpenAI:
         self.path_prefix = path_prefix
         self.behaviour = Behaviour()
         self.requests: list[SeenRequest] = []
+        self.received = asyncio.Event()
         self.cancelled = asyncio.Event()
         self._check_auth = check_auth
 
@@ -65,6 +66,7 @@ class FakeOpenAI:
     async def _chat_completions(self, request: web.Request) -> web.StreamResponse:
         body = await request.json()
         self.requests.append(SeenRequest(request.path, dict(request.headers), body))
+        self.received.set()
         if self._check_auth is not None and not self._check_auth(
             request.headers.get("Authorization", "")
         ):
