@@ -5,10 +5,13 @@ This module is imported by gunicorn's master process: it must not import the app
 
 from __future__ import annotations
 
+import importlib
+import logging
 import math
 import os
 import shutil
 import tempfile
+import time
 from typing import Any
 
 from .logs import ACCESS_LOG_FORMAT, logging_config
@@ -23,6 +26,30 @@ SHUTDOWN_MARGIN_S = 15
 WORKER_TIMEOUT_S = 60
 # prometheus_client's multi-process mode reads this variable when it is imported.
 METRICS_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
+# Libraries the master imports once so that every worker forks with them loaded: a worker
+# then starts in a fraction of a second instead of seconds, and their code pages are shared
+# between workers. Libraries only, never the app (a reload re-imports the app in fresh
+# workers), and none of them starts a thread on import (checked by a test).
+PRELOADED_LIBRARIES = (
+    "aiohttp.web",
+    "jsonschema",
+    "langchain_core.language_models",
+    "langchain_core.messages",
+    "langchain_core.tools",
+    "langchain_openai.chat_models.base",
+    "langgraph.graph",
+    "langgraph.prebuilt",
+    "mlflow",
+    "mlflow.entities",
+    # The SQLite trace store's code (SQLAlchemy, alembic): over a second to import.
+    "mlflow.store.tracking.sqlalchemy_store",
+    "mlflow.tracking",
+    "openai",
+    "orjson",
+    "prometheus_client",
+)
+
+log = logging.getLogger(__name__)
 
 
 def gunicorn_options(
@@ -62,17 +89,26 @@ def _metrics_hooks(given_dir: str) -> dict[str, Any]:
             # Stale files of a previous run would be counted: start empty.
             shutil.rmtree(given_dir, ignore_errors=True)
             os.makedirs(given_dir, exist_ok=True)
-            return
-        folder = tempfile.mkdtemp(prefix="agent-service-metrics-")
-        created.append(folder)
-        # Workers inherit it; prometheus_client reads it when a worker imports it.
-        os.environ[METRICS_DIR_VARIABLE] = folder
+        else:
+            folder = tempfile.mkdtemp(prefix="agent-service-metrics-")
+            created.append(folder)
+            # Workers inherit it; prometheus_client reads it when it is imported.
+            os.environ[METRICS_DIR_VARIABLE] = folder
+        # After the variable: prometheus_client is among the libraries.
+        preload_libraries()
 
     def on_exit(server: Any) -> None:
         for folder in created:
             shutil.rmtree(folder, ignore_errors=True)
 
     return {"on_starting": on_starting, "child_exit": _forget_worker_metrics, "on_exit": on_exit}
+
+
+def preload_libraries() -> None:
+    started = time.monotonic()
+    for name in PRELOADED_LIBRARIES:
+        importlib.import_module(name)
+    log.info("Preloaded libraries in %.1fs", time.monotonic() - started)
 
 
 def _forget_worker_metrics(server: Any, worker: Any) -> None:

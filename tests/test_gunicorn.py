@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import httpx
@@ -175,3 +177,17 @@ async def _eventually(client: httpx.AsyncClient, path: str, status: int) -> http
             if response.status_code == status:
                 return response
             await asyncio.sleep(0.02)
+
+
+def test_preloading_libraries_starts_no_thread() -> None:
+    # The master imports them before it forks; a thread started there would not survive the
+    # fork in the workers (and could hold a lock forever). Checked in a fresh interpreter.
+    code = (
+        "import threading; from agent_service.server_options import preload_libraries; "
+        "preload_libraries(); import sys; "
+        "print(threading.active_count(), 'agent_service.app' in sys.modules)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.split() == ["1", "False"], result.stdout + result.stderr
