@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..events import (
-    CustomOutputs,
     Event,
     MessageFinished,
     MessageStarted,
@@ -21,13 +20,12 @@ from ..events import (
     TextDelta,
     ToolCallFinished,
     ToolResult,
-    Usage,
 )
 from ..runner import AgentRun
 from ..settings import TaskName
 from .base import Frame, RequestContext, TraceReturn
 from .common import (
-    UsageTotals,
+    RunSummary,
     databricks_output,
     error_payload,
     messages_from_openai,
@@ -71,26 +69,19 @@ class ChatAgentExchange:
 class _Summary:
     """The parts of the answer that are not messages: shared by encoder and reducer."""
 
-    finish_reason: str = "stop"
-    usage: UsageTotals = field(default_factory=UsageTotals)
-    custom_outputs: dict[str, Any] | None = None
+    run: RunSummary = field(default_factory=RunSummary)
     last_assistant_id: str | None = None
 
     def note(self, event: Event) -> None:
         if isinstance(event, MessageStarted):
             self.last_assistant_id = event.message_id
-        elif isinstance(event, MessageFinished):
-            self.finish_reason = event.finish_reason
-        elif isinstance(event, Usage):
-            self.usage.add(event)
-        elif isinstance(event, CustomOutputs):
-            self.custom_outputs = event.values
+        self.run.note(event)
 
     def fields(self, trace_return: TraceReturn) -> dict[str, Any]:
-        fields: dict[str, Any] = {"finish_reason": self.finish_reason}
-        if self.usage.reported:
-            fields["usage"] = self.usage.chat_completions()
-        custom_outputs = with_trace_id(self.custom_outputs, trace_return)
+        fields: dict[str, Any] = {"finish_reason": self.run.last_finish}
+        if self.run.usage.reported:
+            fields["usage"] = self.run.usage.chat_completions()
+        custom_outputs = with_trace_id(self.run.custom_outputs, trace_return)
         if custom_outputs is not None:
             fields["custom_outputs"] = custom_outputs
         fields.update(databricks_output(trace_return))

@@ -15,22 +15,19 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..events import (
-    CustomOutputs,
     Event,
-    MessageFinished,
     MessageStarted,
     RunEnded,
     RunFailed,
     TextDelta,
     ToolCallArgumentsDelta,
     ToolCallStarted,
-    Usage,
 )
 from ..runner import AgentRun
 from ..settings import TaskName
 from .base import Frame, RequestContext, TraceReturn
 from .common import (
-    UsageTotals,
+    RunSummary,
     client_tools_of,
     databricks_output,
     error_payload,
@@ -110,9 +107,7 @@ class _Answer:
     """What the client is told, accumulated from events; shared by encoder and reducer."""
 
     client_calls: dict[str, int] = field(default_factory=dict)
-    last_finish: str = "stop"
-    usage: UsageTotals = field(default_factory=UsageTotals)
-    custom_outputs: dict[str, Any] | None = None
+    summary: RunSummary = field(default_factory=RunSummary)
     text_message: str | None = None
 
     def text_of(self, event: TextDelta) -> str:
@@ -127,17 +122,12 @@ class _Answer:
     def note(self, event: Event) -> None:
         if isinstance(event, ToolCallStarted) and event.client:
             self.client_calls[event.call_id] = len(self.client_calls)
-        elif isinstance(event, MessageFinished):
-            self.last_finish = event.finish_reason
-        elif isinstance(event, Usage):
-            self.usage.add(event)
-        elif isinstance(event, CustomOutputs):
-            self.custom_outputs = event.values
+        self.summary.note(event)
 
     def final_fields(self, trace_return: TraceReturn) -> dict[str, Any]:
         """custom_outputs (with the trace id when asked) and databricks_output (when asked)."""
         fields: dict[str, Any] = databricks_output(trace_return)
-        custom_outputs = with_trace_id(self.custom_outputs, trace_return)
+        custom_outputs = with_trace_id(self.summary.custom_outputs, trace_return)
         if custom_outputs is not None:
             fields["custom_outputs"] = custom_outputs
         return fields
@@ -147,7 +137,8 @@ class _Answer:
         if self.client_calls:
             return "tool_calls"
         # A "tool_calls" ending of the agent's own tools is not the client's business.
-        return "stop" if self.last_finish == "tool_calls" else self.last_finish
+        last = self.summary.last_finish
+        return "stop" if last == "tool_calls" else last
 
 
 class ChunkEncoder:
@@ -196,7 +187,7 @@ class ChunkEncoder:
         frames = [*self._role(), Frame(last)]
         if self._exchange.include_usage:
             usage_chunk = self._envelope(choices=[])
-            usage_chunk["usage"] = self._answer.usage.chat_completions()
+            usage_chunk["usage"] = self._answer.summary.usage.chat_completions()
             frames.append(Frame(usage_chunk))
         return frames
 
@@ -268,7 +259,7 @@ class CompletionReducer:
                 }
             ],
         }
-        if self._answer.usage.reported:
-            body["usage"] = self._answer.usage.chat_completions()
+        if self._answer.summary.usage.reported:
+            body["usage"] = self._answer.summary.usage.chat_completions()
         body.update(self._answer.final_fields(exchange.trace_return))
         return body

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from langchain_core.messages import BaseMessage, convert_to_messages
 
 from ..errors import InvalidBody, ServiceError
-from ..events import Usage
+from ..events import CustomOutputs, Event, MessageFinished, Usage
 from ..run_options import RunOptions
 from .base import RequestContext, TraceReturn
 
@@ -98,6 +98,24 @@ def databricks_output(trace_return: TraceReturn) -> dict[str, Any]:
     if trace_return.trace is None:
         return {}
     return {"databricks_output": {"trace": trace_return.trace}}
+
+
+@dataclass(slots=True)
+class RunSummary:
+    """What every protocol reports besides the messages: how the last message ended, the
+    token usage of all model calls, the graph's custom outputs."""
+
+    last_finish: str = "stop"
+    usage: UsageTotals = field(default_factory=UsageTotals)
+    custom_outputs: dict[str, Any] | None = None
+
+    def note(self, event: Event) -> None:
+        if isinstance(event, MessageFinished):
+            self.last_finish = event.finish_reason
+        elif isinstance(event, Usage):
+            self.usage.add(event)
+        elif isinstance(event, CustomOutputs):
+            self.custom_outputs = event.values
 
 
 def error_payload(error: ServiceError, request_id: str | None = None) -> dict[str, Any]:

@@ -15,7 +15,6 @@ from typing import Any
 
 from ..errors import ServiceError, UpstreamRateLimited
 from ..events import (
-    CustomOutputs,
     Event,
     MessageFinished,
     RunEnded,
@@ -25,12 +24,18 @@ from ..events import (
     ToolCallFinished,
     ToolCallStarted,
     ToolResult,
-    Usage,
 )
 from ..runner import AgentRun
 from ..settings import TaskName
 from .base import Frame, RequestContext, TraceReturn
-from .common import UsageTotals, client_tools_of, databricks_output, new_id, run_options
+from .common import (
+    RunSummary,
+    UsageTotals,
+    client_tools_of,
+    databricks_output,
+    new_id,
+    run_options,
+)
 from .responses_input import chat_tool_choice, chat_tools, messages_from_input, model_params
 
 # Response fields echoed from the request, with OpenAI's defaults when absent.
@@ -124,13 +129,12 @@ class ResponsesEventEncoder:
         self._text: _OpenText | None = None
         # Function call items by call id, with their output index.
         self._calls: dict[str, tuple[dict[str, Any], int]] = {}
-        self._usage = UsageTotals()
-        self._custom_outputs: dict[str, Any] | None = None
-        self._last_finish = "stop"
+        self._summary = RunSummary()
         self._started = False
         self.final: dict[str, Any] | None = None
 
     def encode(self, event: Event) -> list[Frame]:
+        self._summary.note(event)
         frames = self._opening()
         if isinstance(event, TextDelta):
             frames.extend(self._text_delta(event))
@@ -151,14 +155,9 @@ class ResponsesEventEncoder:
         elif isinstance(event, ToolCallFinished):
             frames.extend(self._call_finished(event))
         elif isinstance(event, MessageFinished):
-            self._last_finish = event.finish_reason
             frames.extend(self._close_text())
         elif isinstance(event, ToolResult):
             frames.extend(self._tool_result(event))
-        elif isinstance(event, Usage):
-            self._usage.add(event)
-        elif isinstance(event, CustomOutputs):
-            self._custom_outputs = event.values
         elif isinstance(event, RunEnded):
             frames.extend(self._close_text())
             frames.extend(self._completed())
@@ -286,7 +285,7 @@ class ResponsesEventEncoder:
         ]
 
     def _completed(self) -> list[Frame]:
-        if self._last_finish == "length":
+        if self._summary.last_finish == "length":
             self.final = self._finished("incomplete", reason="max_output_tokens")
             return [self._event("response.incomplete", response=self.final)]
         self.final = self._finished("completed")
@@ -341,10 +340,10 @@ class ResponsesEventEncoder:
             "output": [_copy(item) for item in self._output] if output else [],
             **exchange.echoed,
         }
-        if output and self._usage.reported:
-            response["usage"] = _usage(self._usage)
-        if output and self._custom_outputs is not None:
-            response["custom_outputs"] = self._custom_outputs
+        if output and self._summary.usage.reported:
+            response["usage"] = _usage(self._summary.usage)
+        if output and self._summary.custom_outputs is not None:
+            response["custom_outputs"] = self._summary.custom_outputs
         return response
 
     def _event(self, kind: str, **fields: Any) -> Frame:
