@@ -29,7 +29,8 @@ class RunObserver:
         started: float,
     ) -> None:
         self.trace = trace
-        self.reducer: Reducer = exchange.reducer()
+        # Only a traced run is reduced as it goes: the trace's output is the reduced answer.
+        self.reducer: Reducer | None = exchange.reducer() if trace is not None else None
         self._trace_return = trace_return
         self._metrics = metrics
         self._route = route
@@ -45,7 +46,7 @@ class RunObserver:
             self._first_token_seen = True
             elapsed = asyncio.get_running_loop().time() - self._started
             self._metrics.first_token.labels(self._route).observe(elapsed)
-        if self.trace is None:
+        if self.trace is None or self.reducer is None:
             return
         self.reducer.add(event)
         if isinstance(event, RunEnded):
@@ -72,7 +73,7 @@ class RunObserver:
             self._metrics.upstream_errors.labels(error.code or "upstream_error").inc()
         elif error is None or error.code in ("deadline_exceeded", "server_shutting_down"):
             self._metrics.cancellations.labels(reason).inc()
-        if self.trace is not None:
+        if self.trace is not None and self.reducer is not None:
             if error is not None:
                 self.reducer.add(RunFailed(error))
             self.trace.end(self.reducer.result(), reason=reason, error=error)

@@ -88,10 +88,14 @@ async def invoke_agent(request: web.Request) -> web.StreamResponse:
     except asyncio.CancelledError as cancelled:
         observer.stop(cancelled)
         raise
-    reducer = exchange.reducer() if trace is None else observer.reducer
+    if observer.reducer is not None:
+        # Traced: the observer reduces the events for the trace; its answer is the body.
+        for event in events:
+            await observer.observe(event)
+        return json_response(observer.reducer.result())
+    reducer = exchange.reducer()
     for event in events:
-        if trace is None:
-            reducer.add(event)
+        reducer.add(event)
         await observer.observe(event)
     return json_response(reducer.result())
 
