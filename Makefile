@@ -7,13 +7,16 @@ PYTHON ?= python3.11
 UV_VERSION := 0.13.9
 export UV_PYTHON_DOWNLOADS := never
 export UV_PYTHON := $(PYTHON)
+# Compile .pyc files at install: a worker process then starts in about half the time on
+# machines that do not write bytecode caches themselves.
+export UV_COMPILE_BYTECODE := 1
 
 UV := $(shell command -v uv 2>/dev/null)
 ifeq ($(UV),)
 UV := .tools/bin/uv
 endif
 
-.PHONY: run test check static format sync clean register
+.PHONY: run test check static format sync clean register bench bench-quick soak
 
 # The offline model pauses between tokens here so streaming is visible in a terminal.
 run: export OFFLINE_TOKEN_DELAY_MS ?= 30
@@ -45,6 +48,18 @@ sync: .venv/.synced
 .tools/bin/uv:
 	$(PYTHON) -m venv .tools
 	.tools/bin/pip install --quiet "uv==$(UV_VERSION)"
+
+# Side by side with MLflow's AgentServer (bench/README.md): about 25 minutes; bench-quick
+# about 7. The bench group is installed for the run (and removed by the next `make test`).
+bench: .venv/.synced
+	$(UV) run --frozen --group bench python -m bench.run $(BENCH_ARGS)
+
+bench-quick: .venv/.synced
+	$(UV) run --frozen --group bench python -m bench.run --quick $(BENCH_ARGS)
+
+# A fixed-rate load for a set time against two gunicorn workers: errors, latency, memory.
+soak: .venv/.synced
+	$(UV) run --frozen --group bench python -m bench.soak $(SOAK_ARGS)
 
 clean:
 	rm -rf .venv .tools .pytest_cache .mypy_cache .ruff_cache

@@ -111,6 +111,7 @@ async def _tracing_context(app: web.Application) -> AsyncIterator[None]:
         version_name, settings.version_name, settings.agent_version
     )
     agent.tracer = await start_tracer(settings, agent.version)
+    agent.tracer.watch_drops(app[METRICS].trace_drops.inc)
     yield
     await agent.tracer.close()
 

@@ -78,6 +78,11 @@ class Metrics:
             ["reason"],
             registry=registry,
         )
+        self.trace_drops = Counter(
+            "agent_trace_drop_episodes",
+            "Times MLflow discarded traces because its export queue was full",
+            registry=registry,
+        )
         self.rejections = Counter(
             "agent_rejections",
             "Requests refused before running, by reason",

@@ -5,6 +5,7 @@ This module is imported by gunicorn's master process: it must not import the app
 
 from __future__ import annotations
 
+import gc
 import importlib
 import logging
 import math
@@ -41,13 +42,14 @@ PRELOADED_LIBRARIES = (
     "langgraph.prebuilt",
     "mlflow",
     "mlflow.entities",
-    # The SQLite trace store's code (SQLAlchemy, alembic): over a second to import.
-    "mlflow.store.tracking.sqlalchemy_store",
     "mlflow.tracking",
     "openai",
     "orjson",
     "prometheus_client",
 )
+# The SQLite trace store's code (SQLAlchemy, alembic): over a second to import, so only when
+# traces go to SQLite.
+SQLITE_STORE = "mlflow.store.tracking.sqlalchemy_store"
 
 log = logging.getLogger(__name__)
 
@@ -75,14 +77,16 @@ def gunicorn_options(
         # gunicorn's control socket lives at one path per user ($HOME/.gunicorn): several
         # servers on one machine would take it from each other, and we do not use it.
         "control_socket_disable": True,
-        **_metrics_hooks(settings.metrics_dir),
+        **_master_hooks(settings),
     }
 
 
-def _metrics_hooks(given_dir: str) -> dict[str, Any]:
-    """The master's part of multi-process metrics: a folder for the workers' metric files,
-    made before any worker exists and removed at exit."""
+def _master_hooks(settings: Settings) -> dict[str, Any]:
+    """The master's part of multi-process metrics (a folder for the workers' metric files,
+    made before any worker exists and removed at exit) and of fast worker start-up."""
+    given_dir = settings.metrics_dir
     created: list[str] = []
+    sqlite_traces = settings.tracing and settings.tracking_uri.startswith("sqlite:")
 
     def on_starting(server: Any) -> None:
         if given_dir:
@@ -95,7 +99,7 @@ def _metrics_hooks(given_dir: str) -> dict[str, Any]:
             # Workers inherit it; prometheus_client reads it when it is imported.
             os.environ[METRICS_DIR_VARIABLE] = folder
         # After the variable: prometheus_client is among the libraries.
-        preload_libraries()
+        preload_libraries((SQLITE_STORE,) if sqlite_traces else ())
 
     def on_exit(server: Any) -> None:
         for folder in created:
@@ -104,10 +108,14 @@ def _metrics_hooks(given_dir: str) -> dict[str, Any]:
     return {"on_starting": on_starting, "child_exit": _forget_worker_metrics, "on_exit": on_exit}
 
 
-def preload_libraries() -> None:
+def preload_libraries(extra: tuple[str, ...] = ()) -> None:
     started = time.monotonic()
-    for name in PRELOADED_LIBRARIES:
+    for name in (*PRELOADED_LIBRARIES, *extra):
         importlib.import_module(name)
+    # What the master loaded is shared with the workers page by page until something writes
+    # to it; the garbage collector writes to every object it scans. Frozen, they stay shared.
+    gc.collect()
+    gc.freeze()
     log.info("Preloaded libraries in %.1fs", time.monotonic() - started)
 
 

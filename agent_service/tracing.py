@@ -89,6 +89,20 @@ class RequestFacts:
 class Tracer:
     def __init__(self, status: TracingStatus) -> None:
         self.status = status
+        # Times MLflow said its export queue was full and it discarded traces (it says so at
+        # most every 30 s, so this counts episodes, not traces).
+        self.drop_episodes = 0
+        self._drop_watch: _DropWatch | None = None
+
+    def describe(self) -> dict[str, Any]:
+        return {**self.status.describe(), "dropped_trace_episodes": self.drop_episodes}
+
+    def watch_drops(self, on_drop: Callable[[], None]) -> None:
+        """Make MLflow's only sign of discarded traces loud: an ERROR line, /agent/info,
+        the metrics."""
+        if self.status.available:
+            self._drop_watch = _DropWatch(self, on_drop)
+            logging.getLogger(_EXPORT_QUEUE_LOGGER).addHandler(self._drop_watch)
 
     @property
     def active(self) -> bool:
@@ -128,8 +142,32 @@ class Tracer:
 
     async def close(self) -> None:
         """Flush traces still being exported (at shutdown: SIGTERM loses none)."""
+        if self._drop_watch is not None:
+            logging.getLogger(_EXPORT_QUEUE_LOGGER).removeHandler(self._drop_watch)
         if self.status.available:
             await asyncio.to_thread(mlflow.flush_trace_async_logging)
+
+
+_EXPORT_QUEUE_LOGGER = "mlflow.tracing.export.async_export_queue"
+
+
+class _DropWatch(logging.Handler):
+    def __init__(self, tracer: Tracer, on_drop: Callable[[], None]) -> None:
+        super().__init__(logging.WARNING)
+        self._tracer = tracer
+        self._on_drop = on_drop
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if "queue is full" not in record.getMessage():
+            return
+        self._tracer.drop_episodes += 1
+        self._on_drop()
+        log.error(
+            "Traces are being DISCARDED: MLflow's export queue is full because the tracking "
+            "store (%s) cannot keep up with the traffic. Use a faster store (an MLflow "
+            "tracking server, Databricks) or lower TRACE_SAMPLING_RATIO.",
+            self._tracer.status.destination,
+        )
 
 
 class RequestTrace:

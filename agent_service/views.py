@@ -168,6 +168,6 @@ async def agent_info(request: web.Request) -> web.Response:
             "version": agent.version,
             "mlflow_version": agent.mlflow_version,
             "model": {"backend": agent.backend_kind, "endpoint": agent.backend_endpoint},
-            "tracing": agent.tracer.status.describe(),
+            "tracing": agent.tracer.describe(),
         }
     )

