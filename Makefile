@@ -10,8 +10,8 @@ export UV_PYTHON := $(PYTHON)
 # Compile .pyc files at install: a worker process then starts in about half the time on
 # machines that do not write bytecode caches themselves.
 export UV_COMPILE_BYTECODE := 1
-# Trust the system's certificate store (where a proxy's or a company's CA lives), as pip does.
-export UV_NATIVE_TLS ?= 1
+# Trust the system certificate store (where a proxy or a company CA lives), as pip does.
+export UV_SYSTEM_CERTS ?= 1
 
 UV := $(shell command -v uv 2>/dev/null)
 ifeq ($(UV),)
