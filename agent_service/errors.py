@@ -132,6 +132,10 @@ class DeadlineExceeded(ServiceError):
     default_message = "The agent did not finish within the request deadline."
 
 
+# Errors with which the server itself stopped a run (not a failure of the agent or the model).
+RUN_STOPPED = (DeadlineExceeded, ServerShuttingDown)
+
+
 class UpstreamError(ServiceError):
     status = 502
     default_code = "upstream_error"

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 
-from .errors import ServiceError, UpstreamError
+from .errors import RUN_STOPPED, ServiceError, UpstreamError
 from .events import Event, RunEnded, RunFailed, TextDelta, ToolCallStarted
 from .metrics import Metrics
 from .sse import ClientGone
@@ -71,7 +71,7 @@ class RunObserver:
         self._stopped = True
         if isinstance(error, UpstreamError):
             self._metrics.upstream_errors.labels(error.code or "upstream_error").inc()
-        elif error is None or error.code in ("deadline_exceeded", "server_shutting_down"):
+        elif error is None or isinstance(error, RUN_STOPPED):
             self._metrics.cancellations.labels(reason).inc()
         if self.trace is not None and self.reducer is not None:
             if error is not None:
@@ -86,6 +86,6 @@ def _ending(cause: BaseException) -> tuple[str, ServiceError | None]:
     if isinstance(cause, asyncio.CancelledError):
         return CLIENT_DISCONNECTED, None
     error = translate(cause)
-    if error.code in ("deadline_exceeded", "server_shutting_down"):
+    if isinstance(error, RUN_STOPPED):
         return str(error.code), error
     return f"failed: {error.code}", error

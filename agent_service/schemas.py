@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -108,9 +108,6 @@ class SchemaSet:
             message=_describe(error),
             code=_CODES.get(str(error.validator), "invalid_value"),
         )
-
-    def iter_errors(self, name: str, instance: object) -> Iterator[ValidationError]:
-        return self._validators[name].iter_errors(instance)
 
 
 _CODES = {"required": "missing_required_parameter", "type": "invalid_type"}

@@ -82,7 +82,7 @@ def stopped_by(scope: RunScope | None, exc: Exception) -> Exception:
 
 
 def _log_failure(error: errors.ServiceError, exc: BaseException) -> None:
-    if error.status >= 500 and error.code not in ("deadline_exceeded", "server_shutting_down"):
+    if error.status >= 500 and not isinstance(error, errors.RUN_STOPPED):
         log.error(
             "Stream failed after it started: %s", error.message, exc_info=exc.__cause__ or exc
         )

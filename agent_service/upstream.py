@@ -41,7 +41,3 @@ def translate(exc: BaseException) -> ServiceError:
     if isinstance(exc, openai.APIError | httpx2.TransportError):
         return UpstreamError()
     return ServiceError()
-
-
-def is_upstream(error: ServiceError) -> bool:
-    return isinstance(error, UpstreamError)

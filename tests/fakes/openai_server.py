@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -192,6 +192,3 @@ def _chunks(body: dict[str, Any], behaviour: Behaviour) -> list[dict[str, Any]]:
         usage_chunk["usage"] = _usage(body, behaviour)
         chunks.append(usage_chunk)
     return chunks
-
-
-Starter = Callable[[web.Application], Awaitable[str]]
