@@ -13,33 +13,33 @@ from importlib.metadata import PackageNotFoundError, version
 
 from aiohttp import web
 
-from . import views
-from .agent import AgentGraph, build_graph
-from .guards import (
+from agent_service.agents.default_graph import AgentGraph, build_graph
+from agent_service.agents.runtime import AgentRuntime
+from agent_service.agents.tools import select_tools
+from agent_service.http import views
+from agent_service.http.admission import RequestGate
+from agent_service.http.guards import (
     add_cors_headers,
     admission_middleware,
     auth_middleware,
     cors_middleware,
     metrics_middleware,
 )
-from .keys import AGENT, ENDPOINTS, GATE, METRICS, OPENAPI, SCHEMAS, SETTINGS
-from .lifecycle import RequestGate
-from .metrics import Metrics
-from .middlewares import (
+from agent_service.http.middlewares import (
     add_id_headers,
     body_middleware,
     error_middleware,
     request_id_middleware,
 )
-from .models import build_chat_model
-from .openapi import build_openapi
-from .routes import agent_endpoints
-from .runtime import AgentRuntime
-from .schemas import bundled
-from .settings import Settings
-from .tools import select_tools
-from .tracing import start_tracer
-from .versioning import version_name
+from agent_service.http.openapi import build_openapi
+from agent_service.http.routes import agent_endpoints
+from agent_service.keys import AGENT, ENDPOINTS, GATE, METRICS, OPENAPI, SCHEMAS, SETTINGS
+from agent_service.models.backends import build_chat_model
+from agent_service.observability.metrics import Metrics
+from agent_service.observability.tracing import start_tracer
+from agent_service.observability.versioning import version_name
+from agent_service.schemas import bundled
+from agent_service.settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
-    from .errors import ServiceError
+    from agent_service.errors import ServiceError
 
 FinishReason = Literal["stop", "length", "tool_calls", "content_filter"]
 

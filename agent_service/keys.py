@@ -6,12 +6,12 @@ from typing import Any
 
 from aiohttp import web
 
-from .lifecycle import RequestGate
-from .metrics import Metrics
-from .routes import Endpoint
-from .runtime import AgentRuntime
-from .schemas import SchemaSet
-from .settings import Settings
+from agent_service.agents.runtime import AgentRuntime
+from agent_service.http.admission import RequestGate
+from agent_service.http.routes import Endpoint
+from agent_service.observability.metrics import Metrics
+from agent_service.schemas import SchemaSet
+from agent_service.settings import Settings
 
 SETTINGS = web.AppKey("settings", Settings)
 SCHEMAS = web.AppKey("schemas", SchemaSet)

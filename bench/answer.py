@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 
-from agent_service.offline_model import OfflineChatModel, ScriptedTurn
+from agent_service.models.offline import OfflineChatModel, ScriptedTurn
 
 # A list of items, not a bare string: MLflow's ResponsesAgentRequest accepts only a list.
 SHORT_INPUT: list[dict[str, str]] = [{"role": "user", "content": "hello"}]

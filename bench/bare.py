@@ -24,7 +24,7 @@ import orjson
 from langchain_core.messages import AIMessage, AnyMessage, HumanMessage
 from langgraph.types import StreamMode
 
-from agent_service.agent import AgentGraph, AgentState, build_graph
+from agent_service.agents.default_graph import AgentGraph, AgentState, build_graph
 from bench.answer import Answer
 from bench.stats import summarize
 

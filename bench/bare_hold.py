@@ -21,7 +21,7 @@ from bench.procs import rss_kib
 
 
 async def hold(streams: int) -> dict[str, Any]:
-    from agent_service.agent import build_graph
+    from agent_service.agents.default_graph import build_graph
 
     answer = Answer.from_env()
     graph = build_graph(answer.model())

@@ -40,7 +40,7 @@ from mlflow.types.responses import (
     to_chat_completions_input,
 )
 
-from agent_service.agent import AgentState, build_graph
+from agent_service.agents.default_graph import AgentState, build_graph
 from bench.answer import Answer
 
 log = logging.getLogger(__name__)

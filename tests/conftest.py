@@ -9,7 +9,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from pytest_aiohttp import AiohttpClient, AiohttpServer
 
-from agent_service.agent import AgentGraph
+from agent_service.agents.default_graph import AgentGraph
 from agent_service.app import create_app
 from agent_service.settings import Settings
 from tests.fakes.openai_server import FakeOpenAI

@@ -13,8 +13,8 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.runnables import RunnableConfig
 from langgraph.graph import END, START, StateGraph
 
-from agent_service.agent import AgentGraph, AgentState
-from agent_service.run_options import RunOptions
+from agent_service.agents.default_graph import AgentGraph, AgentState
+from agent_service.agents.run_options import RunOptions
 
 
 @dataclass

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
-from agent_service.offline_model import OFFLINE_NOTICE, tokenize
+from agent_service.models.offline import OFFLINE_NOTICE, tokenize
 from agent_service.schemas import bundled
 from tests.conftest import ServiceFactory
 from tests.sse_decoder import SSEEvent, decode

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from agent_service.cli import parse_args
-from agent_service.server_options import WORKER_CLASS, gunicorn_options
+from agent_service.process.cli import parse_args
+from agent_service.process.server_options import WORKER_CLASS, gunicorn_options
 from agent_service.settings import Settings, SettingsError
 
 

@@ -10,7 +10,7 @@ from aiohttp.test_utils import TestServer
 from pytest_aiohttp import AiohttpServer
 
 from agent_service.app import create_app
-from agent_service.models import ModelSetupError
+from agent_service.models.backends import ModelSetupError
 from tests.conftest import ServiceFactory, settings_for
 from tests.fakes.databricks_workspace import CLIENT_ID, CLIENT_SECRET, PAT, FakeWorkspace
 

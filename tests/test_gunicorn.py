@@ -183,7 +183,7 @@ def test_preloading_libraries_starts_no_thread() -> None:
     # The master imports them before it forks; a thread started there would not survive the
     # fork in the workers (and could hold a lock forever). Checked in a fresh interpreter.
     code = (
-        "import threading; from agent_service.server_options import preload_libraries; "
+        "import threading; from agent_service.process.server_options import preload_libraries; "
         "preload_libraries(); import sys; "
         "print(threading.active_count(), 'agent_service.app' in sys.modules)"
     )

@@ -12,15 +12,15 @@ from openai.types.chat import ChatCompletionMessageParam, ChatCompletionToolPara
 from openai.types.responses import FunctionToolParam, ResponseInputParam
 from pytest_aiohttp import AiohttpServer
 
-from agent_service.agent import build_graph
+from agent_service.agents.default_graph import build_graph
+from agent_service.agents.tools import select_tools
 from agent_service.app import create_app
-from agent_service.offline_model import (
+from agent_service.models.offline import (
     OFFLINE_NOTICE,
     OfflineChatModel,
     ScriptedToolCall,
     ScriptedTurn,
 )
-from agent_service.tools import select_tools
 from tests.conftest import settings_for
 
 USER: list[ChatCompletionMessageParam] = [{"role": "user", "content": "Hi SDK"}]

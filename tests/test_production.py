@@ -20,8 +20,8 @@ from pytest_aiohttp import AiohttpServer
 
 from agent_service.app import create_app
 from agent_service.keys import GATE
-from agent_service.logs import RedactingFormatter
-from agent_service.models import build_chat_model
+from agent_service.models.backends import build_chat_model
+from agent_service.observability.logs import RedactingFormatter
 from tests.conftest import ServiceFactory, openai_env, settings_for
 from tests.fakes.openai_server import Behaviour, FakeOpenAI
 from tests.probes import Probe, probed_graph

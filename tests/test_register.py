@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from agent_service.register import register
+from agent_service.process.register import register
 from agent_service.settings import Settings, SettingsError
 
 

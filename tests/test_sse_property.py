@@ -8,8 +8,8 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from agent_service.sse import DATA_ONLY, NAMED_EVENTS, PING, Framing
-from agent_service.tasks.base import Frame
+from agent_service.http.sse import DATA_ONLY, NAMED_EVENTS, PING, Framing
+from agent_service.protocols.base import Frame
 from tests.sse_decoder import SSEDecoder
 
 # JSON values as payload members, text included with newlines, CR, NUL and astral characters.

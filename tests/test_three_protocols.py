@@ -9,9 +9,9 @@ from typing import Any
 import orjson
 import pytest
 
-from agent_service.agent import build_graph
-from agent_service.offline_model import OfflineChatModel, ScriptedToolCall, ScriptedTurn
-from agent_service.tools import select_tools
+from agent_service.agents.default_graph import build_graph
+from agent_service.agents.tools import select_tools
+from agent_service.models.offline import OfflineChatModel, ScriptedToolCall, ScriptedTurn
 from tests.conftest import ServiceFactory
 from tests.wire import (
     Client,

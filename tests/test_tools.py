@@ -8,8 +8,14 @@ from pathlib import Path
 import orjson
 import pytest
 
+from agent_service.agents.tools import (
+    CalculationError,
+    calculate,
+    calculator,
+    current_time,
+    select_tools,
+)
 from agent_service.settings import Settings, SettingsError
-from agent_service.tools import CalculationError, calculate, calculator, current_time, select_tools
 from tests.conftest import ServiceFactory
 
 

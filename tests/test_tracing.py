@@ -15,10 +15,10 @@ from aiohttp.test_utils import TestServer
 from mlflow.entities import Trace
 from mlflow.tracking import MlflowClient
 
-from agent_service.agent import build_graph
+from agent_service.agents.default_graph import build_graph
+from agent_service.agents.tools import select_tools
 from agent_service.keys import AGENT
-from agent_service.offline_model import OfflineChatModel, ScriptedToolCall, ScriptedTurn
-from agent_service.tools import select_tools
+from agent_service.models.offline import OfflineChatModel, ScriptedToolCall, ScriptedTurn
 from tests.conftest import ServiceFactory, openai_env
 from tests.fakes.openai_server import Behaviour, FakeOpenAI
 from tests.sse_decoder import decode

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from agent_service.versioning import version_name
+from agent_service.observability.versioning import version_name
 
 
 def git(repo: Path, *args: str) -> str:

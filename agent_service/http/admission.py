@@ -1,0 +1,107 @@
+"""Admission and shutdown: how many agent runs a worker takes, and how it stops taking them.
+
+Every agent request enters the gate (refused at once past the concurrency limit, or while
+draining) and runs inside a `RunScope`: a deadline that the request's own time limit sets
+and that a shutdown can pull in to "now", so one mechanism stops a run for either reason and
+the stream loop turns it into the right terminal error.
+
+On SIGTERM (aiohttp's on_shutdown, after the listening sockets closed): readiness turns 503,
+new requests on open connections are refused, in-flight requests get DRAIN_SECONDS to
+finish, then every run still open is stopped with `server_shutting_down` and given a moment
+to send its terminal event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+from agent_service.errors import DeadlineExceeded, Overloaded, ServerShuttingDown, ServiceError
+
+log = logging.getLogger(__name__)
+
+# After the drain period, how long stopped streams get to write their terminal events.
+_FAREWELL_S = 5.0
+
+
+@dataclass(slots=True, eq=False)
+class RunScope:
+    """The time limit of one run; `stop()` ends it now (shutdown)."""
+
+    timeout: asyncio.Timeout
+    shutting_down: bool = False
+
+    def stop(self) -> None:
+        self.shutting_down = True
+        self.timeout.reschedule(asyncio.get_running_loop().time())
+
+    def error(self) -> ServiceError:
+        """What the client is told when this scope ended the run."""
+        return ServerShuttingDown() if self.shutting_down else DeadlineExceeded()
+
+
+@dataclass(slots=True)
+class RequestGate:
+    limit: int
+    deadline_s: float
+    in_flight: int = 0
+    draining: bool = False
+    _scopes: set[RunScope] = field(default_factory=set)
+    _idle: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def __post_init__(self) -> None:
+        self._idle.set()
+
+    def enter(self) -> None:
+        """Admit one agent request, or refuse it at once."""
+        if self.draining:
+            raise ServerShuttingDown(headers={"Connection": "close"})
+        if self.limit and self.in_flight >= self.limit:
+            raise Overloaded(
+                f"The server is running its limit of {self.limit} requests; retry shortly.",
+                headers={"Retry-After": "1"},
+            )
+        self.in_flight += 1
+        self._idle.clear()
+
+    def leave(self) -> None:
+        self.in_flight -= 1
+        if self.in_flight == 0:
+            self._idle.set()
+
+    @contextlib.asynccontextmanager
+    async def run_scope(self) -> AsyncIterator[RunScope]:
+        """The scope a run executes in. Leaving it by its deadline raises `TimeoutError`;
+        the caller asks the scope which error that means."""
+        async with asyncio.timeout(self.deadline_s or None) as timeout:
+            scope = RunScope(timeout)
+            if self.draining:
+                scope.stop()
+            self._scopes.add(scope)
+            try:
+                yield scope
+            finally:
+                self._scopes.discard(scope)
+
+    async def drain(self, drain_s: float) -> None:
+        """Stop admitting, let in-flight requests finish, then stop those still running."""
+        self.draining = True
+        if self.in_flight:
+            log.info("Draining %d in-flight request(s) for up to %ss", self.in_flight, drain_s)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(drain_s):
+                await self._idle.wait()
+        if self.in_flight:
+            log.warning(
+                "%d request(s) still running after %ss: ending them with server_shutting_down",
+                self.in_flight,
+                drain_s,
+            )
+            for scope in list(self._scopes):
+                scope.stop()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(_FAREWELL_S):
+                    await self._idle.wait()

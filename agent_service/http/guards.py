@@ -1,0 +1,128 @@
+"""Middlewares that decide whether a request runs at all: metrics around everything, CORS,
+bearer-key authentication, and admission of agent requests through the gate.
+
+Order in the app, outermost first: metrics → errors → request id → CORS → auth → admission →
+body. Metrics sit outside the error middleware so that every answer is counted with the
+status the client got, error envelopes included.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+
+from aiohttp import hdrs, web
+from aiohttp.typedefs import Handler
+
+from agent_service import errors
+from agent_service.keys import ENDPOINTS, GATE, METRICS, SETTINGS, STARTED, USER_TOKEN
+
+# Routes that must answer without credentials: load balancers and orchestrators probe them.
+OPEN_PATHS = frozenset({"/health", "/ready"})
+# nginx's convention for "the client closed the connection before the answer".
+CLIENT_CLOSED = 499
+_CORS_HEADERS = "authorization, content-type, x-request-id, x-mlflow-return-trace-id"
+_CORS_EXPOSED = "x-request-id, x-mlflow-trace-id, retry-after"
+_CORS_MAX_AGE = "600"
+
+
+def route_label(request: web.Request) -> str:
+    """The route's template, not the raw path: unknown paths must not explode label counts."""
+    resource = request.match_info.route.resource
+    return resource.canonical if resource is not None else "unmatched"
+
+
+@web.middleware
+async def metrics_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    metrics = request.app[METRICS]
+    loop = asyncio.get_running_loop()
+    started = request[STARTED] = loop.time()
+    route = route_label(request)
+    status = CLIENT_CLOSED
+    try:
+        response = await handler(request)
+        status = response.status
+        return response
+    finally:
+        metrics.requests.labels(route, str(status)).inc()
+        metrics.latency.labels(route).observe(loop.time() - started)
+
+
+@web.middleware
+async def cors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Answer preflights for allowed origins; `add_cors_headers` marks the responses."""
+    allowed = request.app[SETTINGS].cors_allow_origins
+    origin = request.headers.get(hdrs.ORIGIN)
+    if (
+        allowed
+        and request.method == hdrs.METH_OPTIONS
+        and origin
+        and hdrs.ACCESS_CONTROL_REQUEST_METHOD in request.headers
+    ):
+        if origin not in allowed and "*" not in allowed:
+            raise errors.PermissionDenied(f"Origin {origin!r} is not allowed.")
+        return web.Response(
+            status=204,
+            headers={
+                hdrs.ACCESS_CONTROL_ALLOW_METHODS: "GET, POST, OPTIONS",
+                hdrs.ACCESS_CONTROL_ALLOW_HEADERS: _CORS_HEADERS,
+                hdrs.ACCESS_CONTROL_MAX_AGE: _CORS_MAX_AGE,
+            },
+        )
+    return await handler(request)
+
+
+async def add_cors_headers(request: web.Request, response: web.StreamResponse) -> None:
+    """`on_response_prepare`: every response to an allowed origin, errors and streams too."""
+    allowed = request.app[SETTINGS].cors_allow_origins
+    origin = request.headers.get(hdrs.ORIGIN)
+    if not allowed or not origin or (origin not in allowed and "*" not in allowed):
+        return
+    response.headers[hdrs.ACCESS_CONTROL_ALLOW_ORIGIN] = origin
+    response.headers[hdrs.ACCESS_CONTROL_EXPOSE_HEADERS] = _CORS_EXPOSED
+    response.headers.add(hdrs.VARY, "Origin")
+
+
+@web.middleware
+async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Bearer keys when configured (self-hosting); Databricks Apps authenticates callers
+    itself and forwards the user's own token, which we keep for this request only."""
+    if token := request.headers.get("X-Forwarded-Access-Token"):
+        request[USER_TOKEN] = token
+    keys = request.app[SETTINGS].api_keys
+    if not keys or request.path in OPEN_PATHS:
+        return await handler(request)
+    scheme, _, presented = request.headers.get(hdrs.AUTHORIZATION, "").partition(" ")
+    if scheme.lower() != "bearer" or not _matches_any(presented.strip(), keys):
+        request.app[METRICS].rejections.labels("unauthenticated").inc()
+        raise errors.AuthenticationRequired(headers={"WWW-Authenticate": "Bearer"})
+    return await handler(request)
+
+
+def _matches_any(presented: str, keys: tuple[str, ...]) -> bool:
+    # Compare with every key, in constant time each, so timing reveals neither a key nor
+    # which one matched.
+    matched = False
+    for key in keys:
+        matched |= hmac.compare_digest(presented.encode(), key.encode())
+    return matched
+
+
+@web.middleware
+async def admission_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Agent requests pass the gate: refused at once when the worker is full or draining."""
+    if request.match_info.route not in request.app[ENDPOINTS]:
+        return await handler(request)
+    gate = request.app[GATE]
+    metrics = request.app[METRICS]
+    try:
+        gate.enter()
+    except errors.ServiceError as refusal:
+        metrics.rejections.labels(refusal.code or "refused").inc()
+        raise
+    metrics.in_flight.inc()
+    try:
+        return await handler(request)
+    finally:
+        gate.leave()
+        metrics.in_flight.dec()

@@ -1,0 +1,173 @@
+"""Thin handlers: read typed state, hand the validated body to the task, answer JSON or SSE."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from typing import Any
+
+from aiohttp import web
+
+from agent_service.agents import graph_runner as runner
+from agent_service.http.admission import RunScope
+from agent_service.http.answer import stopped_by, stream_answer
+from agent_service.http.guards import route_label
+from agent_service.http.sse import EventStream
+from agent_service.jsonio import dumps
+from agent_service.keys import (
+    AGENT,
+    BODY,
+    ENDPOINT,
+    GATE,
+    METRICS,
+    OPENAPI,
+    REQUEST_ID,
+    SETTINGS,
+    STARTED,
+    TRACE_ID,
+    USER_TOKEN,
+)
+from agent_service.observability.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from agent_service.observability.observer import RunObserver
+from agent_service.observability.tracing import RequestFacts, RequestTrace
+from agent_service.protocols.base import RequestContext, TraceReturn
+
+RETURN_TRACE_ID_HEADER = "x-mlflow-return-trace-id"
+
+
+def json_response(body: Any, status: int = 200) -> web.Response:
+    return web.Response(body=dumps(body), status=status, content_type="application/json")
+
+
+async def invoke_agent(request: web.Request) -> web.StreamResponse:
+    settings = request.app[SETTINGS]
+    endpoint = request[ENDPOINT]
+    body = request[BODY]
+    agent = request.app[AGENT]
+    graph = agent.require_graph()
+    trace = _start_trace(request, endpoint.task.name, body)
+    if trace is not None:
+        request[TRACE_ID] = trace.trace_id
+    trace_return = _trace_return(request, body, trace)
+    context = RequestContext(
+        request[REQUEST_ID],
+        settings.agent_name,
+        callbacks=(trace.recorder,) if trace else (),
+        trace_return=trace_return,
+        user_token=request.get(USER_TOKEN),
+    )
+    exchange = endpoint.task.exchange(body, context)
+    observer = RunObserver(
+        trace=trace,
+        exchange=exchange,
+        trace_return=trace_return,
+        metrics=request.app[METRICS],
+        route=route_label(request),
+        started=request[STARTED],
+    )
+    gate = request.app[GATE]
+    if body.get("stream") is True:
+        stream = EventStream(
+            request,
+            endpoint.framing,
+            heartbeat_s=settings.sse_heartbeat_s,
+            write_timeout_s=settings.sse_write_timeout_s,
+        )
+        streamed = runner.stream(graph, exchange.run)
+        return await stream_answer(stream, exchange, streamed, observer, gate)
+    scope: RunScope | None = None
+    try:
+        async with gate.run_scope() as scope:
+            events = await runner.invoke(graph, exchange.run)
+    except Exception as exc:
+        error = observer.stop(stopped_by(scope, exc))
+        assert error is not None
+        if error is exc:
+            raise
+        raise error from exc
+    except asyncio.CancelledError as cancelled:
+        observer.stop(cancelled)
+        raise
+    if observer.reducer is not None:
+        # Traced: the observer reduces the events for the trace; its answer is the body.
+        for event in events:
+            await observer.observe(event)
+        return json_response(observer.reducer.result())
+    reducer = exchange.reducer()
+    for event in events:
+        reducer.add(event)
+        await observer.observe(event)
+    return json_response(reducer.result())
+
+
+def _start_trace(request: web.Request, task: str, body: dict[str, Any]) -> RequestTrace | None:
+    agent = request.app[AGENT]
+    context = body.get("context") or {}
+    facts = RequestFacts(
+        task=task,
+        request_id=request[REQUEST_ID],
+        backend_kind=agent.backend_kind,
+        backend_endpoint=agent.backend_endpoint,
+        session_id=context.get("conversation_id"),
+        # MLflow's context first; behind Databricks Apps, the user the platform signed in.
+        user=context.get("user_id")
+        or request.headers.get("X-Forwarded-Email")
+        or request.headers.get("X-Forwarded-User"),
+    )
+    return agent.tracer.start_request(facts, body)
+
+
+def _trace_return(
+    request: web.Request, body: dict[str, Any], trace: RequestTrace | None
+) -> TraceReturn:
+    if trace is None:
+        return TraceReturn()
+    wants_id = request.headers.get(RETURN_TRACE_ID_HEADER, "").lower() == "true"
+    options = body.get("databricks_options") or {}
+    return TraceReturn(
+        trace_id=trace.trace_id if wants_id else None,
+        wants_trace=bool(options.get("return_trace")),
+    )
+
+
+async def health(request: web.Request) -> web.Response:
+    """Liveness: the process serves HTTP. Says nothing about the model endpoint. The worker's
+    pid tells apart the workers behind one port."""
+    return json_response({"status": "ok", "pid": os.getpid()})
+
+
+async def ready(request: web.Request) -> web.Response:
+    """Readiness: the graph is built and the worker is not draining (503 after SIGTERM)."""
+    agent = request.app[AGENT]
+    gate = request.app[GATE]
+    if agent.graph is None or gate.draining:
+        status = "draining" if gate.draining else "starting"
+        return json_response({"status": status, "pid": os.getpid()}, status=503)
+    return json_response({"status": "ready", "pid": os.getpid(), "in_flight": gate.in_flight})
+
+
+async def metrics(request: web.Request) -> web.Response:
+    return web.Response(
+        body=request.app[METRICS].render(), headers={"Content-Type": METRICS_CONTENT_TYPE}
+    )
+
+
+async def openapi(request: web.Request) -> web.Response:
+    return json_response(request.app[OPENAPI])
+
+
+async def agent_info(request: web.Request) -> web.Response:
+    settings = request.app[SETTINGS]
+    agent = request.app[AGENT]
+    return json_response(
+        {
+            "name": settings.agent_name,
+            "use_case": "agent",
+            "agent_api": settings.task,
+            "task": settings.task,
+            "version": agent.version,
+            "mlflow_version": agent.mlflow_version,
+            "model": {"backend": agent.backend_kind, "endpoint": agent.backend_endpoint},
+            "tracing": agent.tracer.describe(),
+        }
+    )

@@ -1,0 +1,160 @@
+"""The chat model behind the agent, chosen by settings: offline, OpenAI-compatible, Databricks.
+
+Built once per worker (in the app's cleanup context), never per request and never at import.
+Anything that can block — databricks-sdk resolving credentials, refreshing an OAuth token —
+runs in a thread, so the event loop keeps serving.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import orjson
+from langchain_core.language_models import BaseChatModel
+from langchain_openai.chat_models.base import BaseChatOpenAI
+from pydantic import SecretStr
+
+from agent_service.models.offline import OFFLINE_MODEL_NAME, OfflineChatModel, ScriptedTurn
+from agent_service.settings import Settings
+
+if TYPE_CHECKING:
+    from databricks.sdk.core import Config
+
+log = logging.getLogger(__name__)
+
+# Bounds on databricks-sdk's own network I/O (credential discovery, token requests), so a
+# misconfigured workspace fails start-up in seconds rather than hanging a worker.
+_SDK_HTTP_TIMEOUT_S = 10
+_SDK_RETRY_TIMEOUT_S = 30
+
+
+class ModelSetupError(RuntimeError):
+    """The configured model backend cannot be used; raised at start-up, never per request."""
+
+
+@dataclass(frozen=True, slots=True)
+class ChatModelBackend:
+    """The model and how to describe it (logs, /agent/info, traces) without secrets."""
+
+    model: BaseChatModel
+    kind: str
+    endpoint: str
+
+
+async def build_chat_model(settings: Settings) -> ChatModelBackend:
+    if settings.backend == "databricks":
+        return await _databricks(settings)
+    if settings.backend == "openai":
+        return _openai_compatible(settings)
+    script = _load_script(settings.offline_script) if settings.offline_script else ()
+    model = OfflineChatModel(token_delay_s=settings.offline_token_delay_s, script=script)
+    endpoint = OFFLINE_MODEL_NAME + (f" (script: {settings.offline_script})" if script else "")
+    return ChatModelBackend(model=model, kind="offline", endpoint=endpoint)
+
+
+def _load_script(path: str) -> tuple[ScriptedTurn, ...]:
+    try:
+        turns = orjson.loads(Path(path).read_bytes())
+        return tuple(ScriptedTurn.from_json(turn) for turn in turns)
+    except (OSError, orjson.JSONDecodeError, TypeError, KeyError, AttributeError) as exc:
+        raise ModelSetupError(
+            f"OFFLINE_SCRIPT={path!r}: expected a JSON list of turns like "
+            f'[{{"text": "...", "tool_calls": [{{"name": "calculator", '
+            f'"arguments": {{"expression": "1+1"}}}}]}}] ({exc})'
+        ) from exc
+
+
+def _openai_compatible(settings: Settings) -> ChatModelBackend:
+    model = _chat_openai(
+        settings,
+        model=settings.openai_model,
+        base_url=settings.openai_base_url or None,
+        api_key=SecretStr(settings.openai_api_key or "unused"),
+    )
+    endpoint = (
+        f"{settings.openai_base_url or 'https://api.openai.com/v1'} ({settings.openai_model})"
+    )
+    return ChatModelBackend(model=model, kind="openai", endpoint=endpoint)
+
+
+async def _databricks(settings: Settings) -> ChatModelBackend:
+    # Imported here: databricks-sdk takes over a second to import, which only the
+    # Databricks backend should pay at worker start.
+    from databricks.sdk.core import Config
+
+    auth = settings.databricks
+    try:
+        # Config() resolves credentials and may do network I/O (OAuth discovery): off the loop.
+        config = await asyncio.to_thread(
+            Config,
+            host=auth.host,
+            token=auth.token,
+            client_id=auth.client_id,
+            client_secret=auth.client_secret,
+            profile=auth.profile,
+            http_timeout_seconds=_SDK_HTTP_TIMEOUT_S,
+            retry_timeout_seconds=_SDK_RETRY_TIMEOUT_S,
+        )
+        token_source = DatabricksToken(config)
+        # Fail at start-up rather than at the first request when the credentials are unusable.
+        await asyncio.to_thread(token_source)
+    except Exception as exc:
+        # databricks-sdk masks secrets in its messages (client_secret=***), so its message is
+        # safe for the log and says what is wrong.
+        raise ModelSetupError(
+            f"Databricks credentials for serving endpoint {settings.databricks_endpoint!r} "
+            f"could not be used: {exc}"
+        ) from exc
+    base_url = f"{config.host.rstrip('/')}/serving-endpoints"
+    model = _chat_openai(
+        settings, model=settings.databricks_endpoint, base_url=base_url, api_key=token_source
+    )
+    endpoint = f"{base_url} ({settings.databricks_endpoint}, auth: {config.auth_type})"
+    return ChatModelBackend(model=model, kind="databricks", endpoint=endpoint)
+
+
+class DatabricksToken:
+    """An API-key provider for the OpenAI client: a current bearer token for every request.
+
+    databricks-sdk caches the token and refreshes it shortly before it expires; a refresh is
+    a blocking HTTP call. langchain-openai runs a synchronous key provider in its executor on
+    the async path, so this never blocks the event loop.
+    """
+
+    def __init__(self, config: Config) -> None:
+        self._config = config
+
+    def __call__(self) -> str:
+        headers = self._config.authenticate()
+        authorization = headers.get("Authorization", "")
+        scheme, _, token = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            raise RuntimeError("databricks-sdk returned no bearer token for the serving endpoint")
+        return token
+
+
+def _chat_openai(
+    settings: Settings,
+    *,
+    model: str,
+    base_url: str | None,
+    api_key: SecretStr | DatabricksToken,
+) -> BaseChatOpenAI:
+    # The base class, not ChatOpenAI: ChatOpenAI rewrites parameters for OpenAI's own models
+    # (max_tokens → max_completion_tokens, system → developer), which serving endpoints and
+    # gateways may not accept. We pass on exactly what the client asked for.
+    return BaseChatOpenAI(
+        model=model,
+        base_url=base_url,
+        api_key=api_key,
+        timeout=settings.model_timeout_s,
+        max_retries=settings.model_max_retries,
+        # Ask the endpoint for usage on streams too, so both paths report it.
+        stream_usage=True,
+        # Chat Completions is what Databricks serving endpoints and most gateways speak.
+        use_responses_api=False,
+    )

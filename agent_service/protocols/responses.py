@@ -1,0 +1,392 @@
+"""agent/v1/responses: OpenAI Responses and MLflow ResponsesAgent (PROTOCOLS.md §4).
+
+The stream is OpenAI's complete event sequence (created → in_progress → item added → part
+added → text deltas → … → completed), numbered from 0. The non-streaming body is built by
+running the same encoder and keeping only its final response object, so a streamed answer
+and a JSON answer to the same run are the same object.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from agent_service.agents.graph_runner import AgentRun
+from agent_service.errors import ServiceError, UpstreamRateLimited
+from agent_service.events import (
+    Event,
+    MessageFinished,
+    RunEnded,
+    RunFailed,
+    TextDelta,
+    ToolCallArgumentsDelta,
+    ToolCallFinished,
+    ToolCallStarted,
+    ToolResult,
+)
+from agent_service.protocols.base import Frame, RequestContext, TraceReturn
+from agent_service.protocols.common import (
+    RunSummary,
+    UsageTotals,
+    client_tools_of,
+    databricks_output,
+    new_id,
+    run_options,
+)
+from agent_service.protocols.responses_input import (
+    chat_tool_choice,
+    chat_tools,
+    messages_from_input,
+    model_params,
+)
+from agent_service.settings import TaskName
+
+# Response fields echoed from the request, with OpenAI's defaults when absent.
+_ECHOED_DEFAULTS: dict[str, Any] = {
+    "instructions": None,
+    "metadata": {},
+    "parallel_tool_calls": True,
+    "temperature": 1.0,
+    "top_p": 1.0,
+    "tool_choice": "auto",
+    "max_output_tokens": None,
+    "previous_response_id": None,
+    "text": {"format": {"type": "text"}},
+    "truncation": "disabled",
+    "user": None,
+}
+# Function tools echoed back need the fields the OpenAI and MLflow types require.
+_EMPTY_PARAMETERS = {"type": "object", "properties": {}}
+
+
+class ResponsesTask:
+    name: TaskName = "agent/v1/responses"
+    request_schema = "agent-v1-responses.request"
+
+    def exchange(self, body: Mapping[str, Any], context: RequestContext) -> ResponsesExchange:
+        tools = chat_tools(body.get("tools"))
+        tool_params: dict[str, Any] = {}
+        if tools and body.get("tool_choice") is not None:
+            tool_params["tool_choice"] = chat_tool_choice(body["tool_choice"])
+        if tools and body.get("parallel_tool_calls") is not None:
+            tool_params["parallel_tool_calls"] = body["parallel_tool_calls"]
+        options = run_options(
+            body,
+            context,
+            model_params=model_params(body),
+            client_tools=client_tools_of(tools),
+            tool_params=tool_params,
+        )
+        echoed = {key: body.get(key, default) for key, default in _ECHOED_DEFAULTS.items()}
+        for key, default in _ECHOED_DEFAULTS.items():
+            if echoed[key] is None:
+                echoed[key] = default
+        echoed["tools"] = [_echo_tool(tool) for tool in body.get("tools") or ()]
+        return ResponsesExchange(
+            run=AgentRun(messages_from_input(body), options),
+            response_id=f"resp_{new_id()}",
+            created_at=int(time.time()),
+            model=str(body.get("model") or context.agent_name),
+            echoed=echoed,
+            trace_return=context.trace_return,
+        )
+
+
+def _echo_tool(tool: Mapping[str, Any]) -> dict[str, Any]:
+    if tool.get("type") != "function":
+        return dict(tool)
+    return {"parameters": _EMPTY_PARAMETERS, "strict": False, "description": None, **tool}
+
+
+@dataclass(frozen=True, slots=True)
+class ResponsesExchange:
+    run: AgentRun
+    response_id: str
+    created_at: int
+    model: str
+    echoed: Mapping[str, Any]
+    trace_return: TraceReturn
+
+    def encoder(self) -> ResponsesEventEncoder:
+        return ResponsesEventEncoder(self)
+
+    def reducer(self) -> ResponsesReducer:
+        return ResponsesReducer(self)
+
+
+@dataclass(slots=True)
+class _OpenText:
+    message_id: str
+    item: dict[str, Any]
+    output_index: int
+    parts: list[str] = field(default_factory=list)
+
+
+class ResponsesEventEncoder:
+    """Events → `response.*` events with sequence numbers; keeps the response it describes."""
+
+    def __init__(self, exchange: ResponsesExchange) -> None:
+        self._exchange = exchange
+        self._sequence = 0
+        self._output: list[dict[str, Any]] = []
+        self._text: _OpenText | None = None
+        # Function call items by call id, with their output index.
+        self._calls: dict[str, tuple[dict[str, Any], int]] = {}
+        self._summary = RunSummary()
+        self._started = False
+        self.final: dict[str, Any] | None = None
+
+    def encode(self, event: Event) -> list[Frame]:
+        self._summary.note(event)
+        frames = self._opening()
+        if isinstance(event, TextDelta):
+            frames.extend(self._text_delta(event))
+        elif isinstance(event, ToolCallStarted):
+            frames.extend(self._close_text())
+            frames.extend(self._call_started(event))
+        elif isinstance(event, ToolCallArgumentsDelta):
+            item, index = self._calls[event.call_id]
+            item["arguments"] += event.delta
+            frames.append(
+                self._event(
+                    "response.function_call_arguments.delta",
+                    item_id=item["id"],
+                    output_index=index,
+                    delta=event.delta,
+                )
+            )
+        elif isinstance(event, ToolCallFinished):
+            frames.extend(self._call_finished(event))
+        elif isinstance(event, MessageFinished):
+            frames.extend(self._close_text())
+        elif isinstance(event, ToolResult):
+            frames.extend(self._tool_result(event))
+        elif isinstance(event, RunEnded):
+            frames.extend(self._close_text())
+            frames.extend(self._completed())
+        elif isinstance(event, RunFailed):
+            frames.extend(self._failed(event.error))
+        return frames
+
+    # --- the items ---------------------------------------------------------------------
+
+    def _text_delta(self, event: TextDelta) -> list[Frame]:
+        frames: list[Frame] = []
+        if self._text is None or self._text.message_id != event.message_id:
+            frames.extend(self._close_text())
+            frames.extend(self._open_text(event.message_id))
+        text = self._text
+        assert text is not None
+        text.parts.append(event.text)
+        frames.append(
+            self._event(
+                "response.output_text.delta",
+                item_id=text.item["id"],
+                output_index=text.output_index,
+                content_index=0,
+                delta=event.text,
+                logprobs=[],
+            )
+        )
+        return frames
+
+    def _open_text(self, message_id: str) -> list[Frame]:
+        item = {
+            "id": f"msg_{new_id()}",
+            "type": "message",
+            "role": "assistant",
+            "status": "in_progress",
+            "content": [],
+        }
+        index = len(self._output)
+        self._output.append(item)
+        self._text = _OpenText(message_id, item, index)
+        return [
+            self._event("response.output_item.added", output_index=index, item=_copy(item)),
+            self._event(
+                "response.content_part.added",
+                item_id=item["id"],
+                output_index=index,
+                content_index=0,
+                part=_text_part(""),
+            ),
+        ]
+
+    def _close_text(self) -> list[Frame]:
+        text = self._text
+        if text is None:
+            return []
+        self._text = None
+        whole = "".join(text.parts)
+        part = _text_part(whole)
+        text.item["content"] = [part]
+        text.item["status"] = "completed"
+        common = {"item_id": text.item["id"], "output_index": text.output_index, "content_index": 0}
+        return [
+            self._event("response.output_text.done", **common, text=whole, logprobs=[]),
+            self._event("response.content_part.done", **common, part=_copy(part)),
+            self._event(
+                "response.output_item.done", output_index=text.output_index, item=_copy(text.item)
+            ),
+        ]
+
+    def _call_started(self, event: ToolCallStarted) -> list[Frame]:
+        item = {
+            "id": f"fc_{new_id()}",
+            "type": "function_call",
+            "call_id": event.call_id,
+            "name": event.name,
+            "arguments": "",
+            "status": "in_progress",
+        }
+        index = len(self._output)
+        self._output.append(item)
+        self._calls[event.call_id] = (item, index)
+        return [self._event("response.output_item.added", output_index=index, item=_copy(item))]
+
+    def _call_finished(self, event: ToolCallFinished) -> list[Frame]:
+        item, index = self._calls[event.call_id]
+        item["arguments"] = event.arguments
+        item["status"] = "completed"
+        return [
+            self._event(
+                "response.function_call_arguments.done",
+                item_id=item["id"],
+                output_index=index,
+                name=event.name,
+                arguments=event.arguments,
+            ),
+            self._event("response.output_item.done", output_index=index, item=_copy(item)),
+        ]
+
+    def _tool_result(self, event: ToolResult) -> list[Frame]:
+        item = {
+            "id": f"fco_{new_id()}",
+            "type": "function_call_output",
+            "call_id": event.call_id,
+            "output": event.output,
+            "status": "completed",
+        }
+        index = len(self._output)
+        self._output.append(item)
+        return [
+            self._event("response.output_item.added", output_index=index, item=_copy(item)),
+            self._event("response.output_item.done", output_index=index, item=_copy(item)),
+        ]
+
+    # --- the response ------------------------------------------------------------------
+
+    def _opening(self) -> list[Frame]:
+        if self._started:
+            return []
+        self._started = True
+        return [
+            self._event("response.created", response=self._response("in_progress", output=False)),
+            self._event(
+                "response.in_progress", response=self._response("in_progress", output=False)
+            ),
+        ]
+
+    def _completed(self) -> list[Frame]:
+        if self._summary.last_finish == "length":
+            self.final = self._finished("incomplete", reason="max_output_tokens")
+            return [self._event("response.incomplete", response=self.final)]
+        self.final = self._finished("completed")
+        return [self._event("response.completed", response=self.final)]
+
+    def _failed(self, error: ServiceError) -> list[Frame]:
+        for item in self._output:
+            if item.get("status") == "in_progress":
+                item["status"] = "incomplete"
+        request_id = self._exchange.run.options.request_id
+        message = error.to_envelope(request_id)["error"]["message"]
+        code = "rate_limit_exceeded" if isinstance(error, UpstreamRateLimited) else "server_error"
+        self.final = self._finished("failed", error={"code": code, "message": message})
+        return [
+            self._event("error", code=error.code, message=message, param=error.param),
+            self._event("response.failed", response=self.final),
+        ]
+
+    def _finished(self, status: str, **details: Any) -> dict[str, Any]:
+        """The final response, with the trace id (metadata) and trace when asked for."""
+        response = self._response(status, **details)
+        trace_return = self._exchange.trace_return
+        if trace_return.trace_id is not None:
+            response["metadata"] = {**response["metadata"], "trace_id": trace_return.trace_id}
+        response.update(databricks_output(trace_return))
+        return response
+
+    def snapshot(self) -> dict[str, Any]:
+        """The response as it stands: the final one once the run ended, else in progress."""
+        return self.final if self.final is not None else self._response("in_progress")
+
+    def _response(
+        self,
+        status: str,
+        *,
+        output: bool = True,
+        reason: str | None = None,
+        error: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        exchange = self._exchange
+        if output and self._text is not None:
+            # The text item still being written, with what it has so far.
+            self._text.item["content"] = [_text_part("".join(self._text.parts))]
+        response: dict[str, Any] = {
+            "id": exchange.response_id,
+            "object": "response",
+            "created_at": exchange.created_at,
+            "status": status,
+            "error": error,
+            "incomplete_details": {"reason": reason} if reason else None,
+            "model": exchange.model,
+            "output": [_copy(item) for item in self._output] if output else [],
+            **exchange.echoed,
+        }
+        if output and self._summary.usage.reported:
+            response["usage"] = _usage(self._summary.usage)
+        if output and self._summary.custom_outputs is not None:
+            response["custom_outputs"] = self._summary.custom_outputs
+        return response
+
+    def _event(self, kind: str, **fields: Any) -> Frame:
+        payload = {"type": kind, "sequence_number": self._sequence, **fields}
+        self._sequence += 1
+        return Frame(payload, event=kind)
+
+
+class ResponsesReducer:
+    """Events → one response object: the encoder's own final response, frames discarded."""
+
+    def __init__(self, exchange: ResponsesExchange) -> None:
+        self._encoder = ResponsesEventEncoder(exchange)
+
+    def add(self, event: Event) -> None:
+        self._encoder.encode(event)
+
+    def result(self) -> dict[str, Any]:
+        return self._encoder.snapshot()
+
+
+def _text_part(text: str) -> dict[str, Any]:
+    return {"type": "output_text", "text": text, "annotations": [], "logprobs": []}
+
+
+def _usage(totals: UsageTotals) -> dict[str, Any]:
+    return {
+        "input_tokens": totals.input_tokens,
+        "input_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0},
+        "output_tokens": totals.output_tokens,
+        "output_tokens_details": {"reasoning_tokens": 0},
+        "total_tokens": totals.total_tokens,
+    }
+
+
+def _copy(item: dict[str, Any]) -> dict[str, Any]:
+    """A snapshot of an item as it is now (items keep changing until they are done)."""
+    copied = dict(item)
+    if "content" in copied:
+        copied["content"] = [dict(part) for part in copied["content"]]
+    return copied
