@@ -28,13 +28,14 @@ run: .venv/.synced
 test: .venv/.synced
 	$(UV) run --frozen --no-sync pytest $(PYTEST_ARGS)
 
-# Format check, lint, types, tests.
+# Format check, lint, types, layering, tests.
 check: static test
 
 static: .venv/.synced
 	$(UV) run --frozen --no-sync ruff format --check .
 	$(UV) run --frozen --no-sync ruff check .
 	$(UV) run --frozen --no-sync mypy
+	$(UV) run --frozen --no-sync lint-imports
 
 format: .venv/.synced
 	$(UV) run --frozen --no-sync ruff format .

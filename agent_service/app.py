@@ -14,30 +14,25 @@ from importlib.metadata import PackageNotFoundError, version
 from aiohttp import web
 
 from agent_service.agents.default_graph import AgentGraph, build_graph
-from agent_service.agents.runtime import AgentRuntime
 from agent_service.agents.tools import select_tools
 from agent_service.http import views
-from agent_service.http.admission import RequestGate
-from agent_service.http.guards import (
-    add_cors_headers,
-    admission_middleware,
-    auth_middleware,
-    cors_middleware,
-    metrics_middleware,
-)
+from agent_service.http.admission import RequestGate, admission_middleware
 from agent_service.http.middlewares import (
     add_id_headers,
-    body_middleware,
     error_middleware,
+    metrics_middleware,
     request_id_middleware,
 )
 from agent_service.http.openapi import build_openapi
 from agent_service.http.routes import agent_endpoints
+from agent_service.http.security import add_cors_headers, auth_middleware, cors_middleware
+from agent_service.http.validation import body_middleware
 from agent_service.keys import AGENT, ENDPOINTS, GATE, METRICS, OPENAPI, SCHEMAS, SETTINGS
 from agent_service.models.backends import build_chat_model
 from agent_service.observability.metrics import Metrics
 from agent_service.observability.tracing import start_tracer
 from agent_service.observability.versioning import version_name
+from agent_service.runtime import AgentRuntime
 from agent_service.schemas import bundled
 from agent_service.settings import Settings
 

@@ -1,35 +1,40 @@
-"""Every typed key for state on the application and on requests (no string keys)."""
+"""Every typed key for state on the application and on requests (no string keys).
+
+A leaf: it imports only aiohttp. The types the keys carry are named for the type checker
+only, so importing a key never loads LangGraph, the OpenAI SDK or MLflow.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from agent_service.agents.runtime import AgentRuntime
-from agent_service.http.admission import RequestGate
-from agent_service.http.routes import Endpoint
-from agent_service.observability.metrics import Metrics
-from agent_service.schemas import SchemaSet
-from agent_service.settings import Settings
+if TYPE_CHECKING:
+    from agent_service.http.admission import RequestGate
+    from agent_service.http.routes import Endpoint
+    from agent_service.observability.metrics import Metrics
+    from agent_service.runtime import AgentRuntime
+    from agent_service.schemas import SchemaSet
+    from agent_service.settings import Settings
 
-SETTINGS = web.AppKey("settings", Settings)
-SCHEMAS = web.AppKey("schemas", SchemaSet)
-AGENT = web.AppKey("agent", AgentRuntime)
+SETTINGS: web.AppKey[Settings] = web.AppKey("settings")
+SCHEMAS: web.AppKey[SchemaSet] = web.AppKey("schemas")
+AGENT: web.AppKey[AgentRuntime] = web.AppKey("agent")
 # The task and framing each POST route serves, looked up by the validation middleware.
-ENDPOINTS = web.AppKey("endpoints", dict[web.AbstractRoute, Endpoint])
-GATE = web.AppKey("gate", RequestGate)
+ENDPOINTS: web.AppKey[dict[web.AbstractRoute, Endpoint]] = web.AppKey("endpoints")
+GATE: web.AppKey[RequestGate] = web.AppKey("gate")
 # The OpenAPI document served at /openapi.json, built from the bundled schemas.
-OPENAPI = web.AppKey("openapi", dict[str, Any])
-METRICS = web.AppKey("metrics", Metrics)
+OPENAPI: web.AppKey[dict[str, Any]] = web.AppKey("openapi")
+METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
 
-REQUEST_ID = web.RequestKey("request_id", str)
+REQUEST_ID: web.RequestKey[str] = web.RequestKey("request_id")
 # The event loop's clock when the request arrived (latency, time to first token).
-STARTED = web.RequestKey("started", float)
+STARTED: web.RequestKey[float] = web.RequestKey("started")
 # Databricks Apps' on-behalf-of-user token, for this request only: never logged or traced.
-USER_TOKEN = web.RequestKey("user_token", str)
+USER_TOKEN: web.RequestKey[str] = web.RequestKey("user_token")
 # The MLflow trace of the request, when it has one.
-TRACE_ID = web.RequestKey("trace_id", str)
-ENDPOINT = web.RequestKey("endpoint", Endpoint)
+TRACE_ID: web.RequestKey[str] = web.RequestKey("trace_id")
+ENDPOINT: web.RequestKey[Endpoint] = web.RequestKey("endpoint")
 # The request body after JSON parsing and schema validation.
-BODY = web.RequestKey("body", dict[str, Any])
+BODY: web.RequestKey[dict[str, Any]] = web.RequestKey("body")

@@ -12,10 +12,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal, TypeVar
 
-ModelBackend = Literal["offline", "openai", "databricks"]
-TaskName = Literal["agent/v1/chat", "agent/v2/chat", "agent/v1/responses"]
+from agent_service.protocols.registry import TASK_NAMES, TaskName
 
-TASK_NAMES: tuple[TaskName, ...] = ("agent/v1/chat", "agent/v2/chat", "agent/v1/responses")
+ModelBackend = Literal["offline", "openai", "databricks"]
 BACKENDS: tuple[ModelBackend, ...] = ("offline", "openai", "databricks")
 
 MIB = 1024 * 1024

@@ -14,7 +14,7 @@ from langchain_core.runnables import RunnableConfig
 from langgraph.graph import END, START, StateGraph
 
 from agent_service.agents.default_graph import AgentGraph, AgentState
-from agent_service.agents.run_options import RunOptions
+from agent_service.run import RunOptions
 
 
 @dataclass

@@ -28,7 +28,7 @@ from langgraph.graph import END, START, MessagesState, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.prebuilt import ToolNode
 
-from agent_service.agents.run_options import RunOptions
+from agent_service.run import RunOptions
 
 
 class AgentState(MessagesState):

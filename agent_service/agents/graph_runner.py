@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, cast, get_args
 
@@ -25,7 +25,6 @@ from langchain_core.messages import (
 from langgraph.types import StreamMode
 
 from agent_service.agents.default_graph import AgentGraph, AgentState
-from agent_service.agents.run_options import RunOptions
 from agent_service.events import (
     CustomOutputs,
     Event,
@@ -41,6 +40,7 @@ from agent_service.events import (
     Usage,
 )
 from agent_service.models.upstream import translate
+from agent_service.run import AgentRun
 
 log = logging.getLogger(__name__)
 
@@ -50,23 +50,10 @@ _FINISH_REASONS = frozenset(get_args(FinishReason))
 _STREAM_MODES: list[StreamMode] = ["messages", "updates"]
 
 
-@dataclass(frozen=True, slots=True)
-class AgentRun:
-    """One request's input for the graph: the conversation and the run options."""
-
-    messages: Sequence[BaseMessage]
-    options: RunOptions
-
-    @property
-    def graph_input(self) -> AgentState:
-        # LangChain's converters are typed as returning BaseMessage; they build AnyMessage.
-        return AgentState(messages=cast(list[AnyMessage], list(self.messages)))
-
-
 async def invoke(graph: AgentGraph, run: AgentRun) -> list[Event]:
     """Run the graph to completion; the events of everything it added to the conversation."""
     try:
-        state = await graph.ainvoke(run.graph_input, run.options.to_config())
+        state = await graph.ainvoke(_graph_input(run), run.options.to_config())
     except Exception as exc:
         raise translate(exc) from exc
     new_messages = state["messages"][len(run.messages) :]
@@ -85,7 +72,7 @@ async def stream(graph: AgentGraph, run: AgentRun) -> AsyncIterator[Event]:
     tracker = _StreamTracker(run.options.client_tool_names)
     try:
         async for part in graph.astream(
-            run.graph_input,
+            _graph_input(run),
             run.options.to_config(),
             stream_mode=_STREAM_MODES,
             version="v2",
@@ -285,3 +272,8 @@ def _json(value: Any) -> str:
 
 def _new_id() -> str:
     return uuid.uuid4().hex
+
+
+def _graph_input(run: AgentRun) -> AgentState:
+    # LangChain's converters are typed as returning BaseMessage; they build AnyMessage.
+    return AgentState(messages=cast(list[AnyMessage], list(run.messages)))

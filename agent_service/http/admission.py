@@ -19,7 +19,12 @@ import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from agent_service import errors
 from agent_service.errors import DeadlineExceeded, Overloaded, ServerShuttingDown, ServiceError
+from agent_service.keys import ENDPOINTS, GATE, METRICS
 
 log = logging.getLogger(__name__)
 
@@ -105,3 +110,23 @@ class RequestGate:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(_FAREWELL_S):
                     await self._idle.wait()
+
+
+@web.middleware
+async def admission_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Agent requests pass the gate: refused at once when the worker is full or draining."""
+    if request.match_info.route not in request.app[ENDPOINTS]:
+        return await handler(request)
+    gate = request.app[GATE]
+    metrics = request.app[METRICS]
+    try:
+        gate.enter()
+    except errors.ServiceError as refusal:
+        metrics.rejections.labels(refusal.code or "refused").inc()
+        raise
+    metrics.in_flight.inc()
+    try:
+        return await handler(request)
+    finally:
+        gate.leave()
+        metrics.in_flight.dec()

@@ -20,8 +20,8 @@ from aiohttp import web
 from agent_service import errors
 from agent_service.events import Event, RunFailed
 from agent_service.http.admission import RequestGate, RunScope
+from agent_service.http.observer import RunObserver
 from agent_service.http.sse import ClientGone, EventStream
-from agent_service.observability.observer import RunObserver
 from agent_service.protocols.base import Exchange
 
 log = logging.getLogger(__name__)

@@ -1,21 +1,22 @@
-"""Middlewares, outermost first: errors → request id → request body.
+"""The cross-cutting middlewares, outermost first: metrics → errors → request id.
 
 Each does one job. The error middleware is the only place that renders an error response.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import uuid
-from typing import Any
 
 import orjson
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from agent_service import errors
-from agent_service.keys import BODY, ENDPOINT, ENDPOINTS, REQUEST_ID, SCHEMAS, SETTINGS, TRACE_ID
+from agent_service.http.validation import too_large
+from agent_service.keys import METRICS, REQUEST_ID, STARTED, TRACE_ID
 from agent_service.observability.logs import current_request_id
 
 log = logging.getLogger(__name__)
@@ -80,7 +81,7 @@ def _from_http(http_error: web.HTTPException, request: web.Request) -> errors.Se
     if isinstance(http_error, web.HTTPNotFound):
         return errors.NotFound(f"No route {request.method} {request.path}.")
     if isinstance(http_error, web.HTTPRequestEntityTooLarge):
-        return _too_large(request)
+        return too_large(request)
     return kind(http_error.reason)
 
 
@@ -106,77 +107,27 @@ async def add_id_headers(request: web.Request, response: web.StreamResponse) -> 
         response.headers[TRACE_ID_HEADER] = trace_id
 
 
+# nginx's convention for "the client closed the connection before the answer".
+CLIENT_CLOSED = 499
+
+
+def route_label(request: web.Request) -> str:
+    """The route's template, not the raw path: unknown paths must not explode label counts."""
+    resource = request.match_info.route.resource
+    return resource.canonical if resource is not None else "unmatched"
+
+
 @web.middleware
-async def body_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """For agent routes: JSON content type, size limit, JSON object, the task's schema."""
-    endpoint = request.app[ENDPOINTS].get(request.match_info.route)
-    if endpoint is None:
-        return await handler(request)
-    _check_content_type(request)
-    _check_declared_size(request)
-    raw = await request.read()
-    body = _parse_object(raw)
-    problem = request.app[SCHEMAS].first_problem(endpoint.task.request_schema, body)
-    if problem is not None:
-        raise errors.InvalidBody(problem.message, param=problem.json_path, code=problem.code)
-    request[ENDPOINT] = endpoint
-    request[BODY] = body
-    return await handler(request)
-
-
-def _check_content_type(request: web.Request) -> None:
-    if "Content-Type" not in request.headers:
-        return  # tolerated: a JSON body without a declared type is still JSON to us
-    mimetype = request.content_type
-    if mimetype == "application/json" or (
-        mimetype.startswith("application/") and mimetype.endswith("+json")
-    ):
-        charset = request.charset
-        if charset is None or charset.lower().replace("-", "") == "utf8":
-            return
-    raise errors.UnsupportedMediaType(
-        f"Content type {request.headers['Content-Type']!r} is not supported; "
-        "send 'Content-Type: application/json' (UTF-8)."
-    )
-
-
-def _check_declared_size(request: web.Request) -> None:
-    """Refuse before reading when the client says up front that the body is too large."""
-    limit = request.app[SETTINGS].max_body_bytes
-    if request.content_length is not None and request.content_length > limit:
-        raise _too_large(request)
-
-
-def _too_large(request: web.Request) -> errors.PayloadTooLarge:
-    limit = request.app[SETTINGS].max_body_bytes
-    return errors.PayloadTooLarge(f"The request body is larger than the limit of {limit} bytes.")
-
-
-def _parse_object(raw: bytes) -> dict[str, Any]:
-    if not raw.strip():
-        raise errors.InvalidJSON("The request body is empty; send a JSON object.")
+async def metrics_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    metrics = request.app[METRICS]
+    loop = asyncio.get_running_loop()
+    started = request[STARTED] = loop.time()
+    route = route_label(request)
+    status = CLIENT_CLOSED
     try:
-        body = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise errors.InvalidJSON(
-            f"The request body is not valid JSON (line {exc.lineno}, column {exc.colno})."
-        ) from None
-    if not isinstance(body, dict):
-        raise errors.InvalidBody(
-            f"The request body must be a JSON object, not {_json_type(body)}.",
-            param="$",
-            code="invalid_type",
-        )
-    return body
-
-
-def _json_type(value: object) -> str:
-    if isinstance(value, list):
-        return "an array"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int | float):
-        return "a number"
-    return "null"
+        response = await handler(request)
+        status = response.status
+        return response
+    finally:
+        metrics.requests.labels(route, str(status)).inc()
+        metrics.latency.labels(route).observe(loop.time() - started)

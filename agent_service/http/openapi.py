@@ -39,11 +39,6 @@ _SSE_EVENT = {
         "data": {"type": "string", "pattern": r"^(\[DONE\]|\{.*\})$"},
     },
 }
-_RESPONSE_SCHEMAS = {
-    "agent/v1/chat": "agent-v1-chat.response",
-    "agent/v2/chat": "agent-v2-chat.response",
-    "agent/v1/responses": "agent-v1-responses.response",
-}
 
 
 def build_openapi(schemas: SchemaSet, endpoints: dict[str, Endpoint], title: str) -> dict[str, Any]:
@@ -117,8 +112,8 @@ def _component_ref(ref: str, document: str) -> str:
 
 
 def _agent_operation(path: str, endpoint: Endpoint) -> dict[str, Any]:
-    task = endpoint.task
-    answer = _RESPONSE_SCHEMAS[task.name]
+    spec = endpoint.spec
+    answer = spec.response_schema
     responses: dict[str, Any] = {
         "200": {
             "description": "The answer: JSON, or Server-Sent Events when the body says stream=true",
@@ -133,13 +128,13 @@ def _agent_operation(path: str, endpoint: Endpoint) -> dict[str, Any]:
     for status, description in _AGENT_ERRORS.items():
         responses[status] = {"description": description, **error}
     return {
-        "summary": f"{task.name} on {path}",
+        "summary": f"{spec.task} on {path}",
         "operationId": "post_" + re.sub(r"[^a-z0-9]+", "_", path.lower()).strip("_"),
         "requestBody": {
             "required": True,
             "content": {
                 "application/json": {
-                    "schema": {"$ref": f"#/components/schemas/{task.request_schema}"}
+                    "schema": {"$ref": f"#/components/schemas/{spec.request_schema}"}
                 }
             },
         },

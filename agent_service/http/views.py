@@ -11,7 +11,8 @@ from aiohttp import web
 from agent_service.agents import graph_runner as runner
 from agent_service.http.admission import RunScope
 from agent_service.http.answer import stopped_by, stream_answer
-from agent_service.http.guards import route_label
+from agent_service.http.middlewares import route_label
+from agent_service.http.observer import RunObserver
 from agent_service.http.sse import EventStream
 from agent_service.jsonio import dumps
 from agent_service.keys import (
@@ -28,7 +29,6 @@ from agent_service.keys import (
     USER_TOKEN,
 )
 from agent_service.observability.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
-from agent_service.observability.observer import RunObserver
 from agent_service.observability.tracing import RequestFacts, RequestTrace
 from agent_service.protocols.base import RequestContext, TraceReturn
 

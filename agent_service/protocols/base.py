@@ -13,9 +13,9 @@ from typing import Any, Protocol
 
 from langchain_core.callbacks import BaseCallbackHandler
 
-from agent_service.agents.graph_runner import AgentRun
 from agent_service.events import Event
-from agent_service.settings import TaskName
+from agent_service.protocols.registry import TaskName
+from agent_service.run import AgentRun
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,8 +77,6 @@ class Exchange(Protocol):
 
 class Task(Protocol):
     name: TaskName
-    # The name of the bundled JSON Schema that request bodies must satisfy.
-    request_schema: str
 
     def exchange(self, body: Mapping[str, Any], context: RequestContext) -> Exchange:
         """Prepare the run for a validated body (raises `InvalidBody` for what the schema

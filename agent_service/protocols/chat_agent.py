@@ -11,7 +11,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from agent_service.agents.graph_runner import AgentRun
 from agent_service.events import (
     Event,
     MessageFinished,
@@ -32,7 +31,8 @@ from agent_service.protocols.common import (
     run_options,
     with_trace_id,
 )
-from agent_service.settings import TaskName
+from agent_service.protocols.registry import TaskName
+from agent_service.run import AgentRun
 
 # ChatAgent message fields that are ours, not the model's.
 _NOT_FOR_THE_MODEL = ("id", "attachments")
@@ -40,7 +40,6 @@ _NOT_FOR_THE_MODEL = ("id", "attachments")
 
 class ChatAgentTask:
     name: TaskName = "agent/v2/chat"
-    request_schema = "agent-v2-chat.request"
 
     def exchange(self, body: Mapping[str, Any], context: RequestContext) -> ChatAgentExchange:
         messages = [

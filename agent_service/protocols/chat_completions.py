@@ -14,7 +14,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from agent_service.agents.graph_runner import AgentRun
 from agent_service.events import (
     Event,
     MessageStarted,
@@ -35,7 +34,8 @@ from agent_service.protocols.common import (
     run_options,
     with_trace_id,
 )
-from agent_service.settings import TaskName
+from agent_service.protocols.registry import TaskName
+from agent_service.run import AgentRun
 
 # Request fields passed to the chat model unchanged (OpenAI names, MLflow's top_k).
 _MODEL_PARAMS = (
@@ -55,7 +55,6 @@ _MODEL_PARAMS = (
 
 class ChatCompletionsTask:
     name: TaskName = "agent/v1/chat"
-    request_schema = "agent-v1-chat.request"
 
     def exchange(self, body: Mapping[str, Any], context: RequestContext) -> ChatCompletionsExchange:
         client_tools = client_tools_of(body.get("tools"))

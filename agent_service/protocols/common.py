@@ -9,10 +9,10 @@ from typing import Any
 
 from langchain_core.messages import BaseMessage, convert_to_messages
 
-from agent_service.agents.run_options import RunOptions
 from agent_service.errors import InvalidBody, ServiceError
 from agent_service.events import CustomOutputs, Event, MessageFinished, Usage
 from agent_service.protocols.base import RequestContext, TraceReturn
+from agent_service.run import RunOptions
 
 
 def run_options(

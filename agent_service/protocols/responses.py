@@ -13,7 +13,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from agent_service.agents.graph_runner import AgentRun
 from agent_service.errors import ServiceError, UpstreamRateLimited
 from agent_service.events import (
     Event,
@@ -35,13 +34,14 @@ from agent_service.protocols.common import (
     new_id,
     run_options,
 )
+from agent_service.protocols.registry import TaskName
 from agent_service.protocols.responses_input import (
     chat_tool_choice,
     chat_tools,
     messages_from_input,
     model_params,
 )
-from agent_service.settings import TaskName
+from agent_service.run import AgentRun
 
 # Response fields echoed from the request, with OpenAI's defaults when absent.
 _ECHOED_DEFAULTS: dict[str, Any] = {
@@ -63,7 +63,6 @@ _EMPTY_PARAMETERS = {"type": "object", "properties": {}}
 
 class ResponsesTask:
     name: TaskName = "agent/v1/responses"
-    request_schema = "agent-v1-responses.request"
 
     def exchange(self, body: Mapping[str, Any], context: RequestContext) -> ResponsesExchange:
         tools = chat_tools(body.get("tools"))

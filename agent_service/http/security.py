@@ -1,51 +1,21 @@
-"""Middlewares that decide whether a request runs at all: metrics around everything, CORS,
-bearer-key authentication, and admission of agent requests through the gate.
-
-Order in the app, outermost first: metrics → errors → request id → CORS → auth → admission →
-body. Metrics sit outside the error middleware so that every answer is counted with the
-status the client got, error envelopes included.
-"""
+"""Who may call: bearer keys (self-hosting), the forwarded user token (Databricks Apps), and
+which browser origins may call (CORS)."""
 
 from __future__ import annotations
 
-import asyncio
 import hmac
 
 from aiohttp import hdrs, web
 from aiohttp.typedefs import Handler
 
 from agent_service import errors
-from agent_service.keys import ENDPOINTS, GATE, METRICS, SETTINGS, STARTED, USER_TOKEN
+from agent_service.keys import METRICS, SETTINGS, USER_TOKEN
 
 # Routes that must answer without credentials: load balancers and orchestrators probe them.
 OPEN_PATHS = frozenset({"/health", "/ready"})
-# nginx's convention for "the client closed the connection before the answer".
-CLIENT_CLOSED = 499
 _CORS_HEADERS = "authorization, content-type, x-request-id, x-mlflow-return-trace-id"
 _CORS_EXPOSED = "x-request-id, x-mlflow-trace-id, retry-after"
 _CORS_MAX_AGE = "600"
-
-
-def route_label(request: web.Request) -> str:
-    """The route's template, not the raw path: unknown paths must not explode label counts."""
-    resource = request.match_info.route.resource
-    return resource.canonical if resource is not None else "unmatched"
-
-
-@web.middleware
-async def metrics_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    metrics = request.app[METRICS]
-    loop = asyncio.get_running_loop()
-    started = request[STARTED] = loop.time()
-    route = route_label(request)
-    status = CLIENT_CLOSED
-    try:
-        response = await handler(request)
-        status = response.status
-        return response
-    finally:
-        metrics.requests.labels(route, str(status)).inc()
-        metrics.latency.labels(route).observe(loop.time() - started)
 
 
 @web.middleware
@@ -106,23 +76,3 @@ def _matches_any(presented: str, keys: tuple[str, ...]) -> bool:
     for key in keys:
         matched |= hmac.compare_digest(presented.encode(), key.encode())
     return matched
-
-
-@web.middleware
-async def admission_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Agent requests pass the gate: refused at once when the worker is full or draining."""
-    if request.match_info.route not in request.app[ENDPOINTS]:
-        return await handler(request)
-    gate = request.app[GATE]
-    metrics = request.app[METRICS]
-    try:
-        gate.enter()
-    except errors.ServiceError as refusal:
-        metrics.rejections.labels(refusal.code or "refused").inc()
-        raise
-    metrics.in_flight.inc()
-    try:
-        return await handler(request)
-    finally:
-        gate.leave()
-        metrics.in_flight.dec()

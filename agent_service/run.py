@@ -1,17 +1,19 @@
-"""What one request hands the agent graph, carried in the LangGraph run config.
+"""What one request hands the agent: the conversation and the run options.
 
-Request-scoped data travels here, never in globals: the model parameters the client asked
-for, MLflow's `custom_inputs` and `context`, the tools the client offered. The graph reads it
-with `RunOptions.of(config)`.
+The vocabulary between the protocol modules (which build an `AgentRun` from a request) and
+the agents (which run it). Request-scoped data travels here, never in globals: the model
+parameters the client asked for, MLflow's `custom_inputs` and `context`, the tools the client
+offered. A LangGraph graph reads the options from its run config with `RunOptions.of(config)`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from langchain_core.callbacks import BaseCallbackHandler
+from langchain_core.messages import BaseMessage
 from langchain_core.runnables import RunnableConfig
 
 # The key under `configurable` that holds the RunOptions of the current run.
@@ -56,3 +58,11 @@ class RunOptions:
         configurable = (config or {}).get("configurable") or {}
         options = configurable.get(CONFIG_KEY)
         return options if isinstance(options, RunOptions) else cls(request_id="")
+
+
+@dataclass(frozen=True, slots=True)
+class AgentRun:
+    """One request's input for the agent: the conversation and the run options."""
+
+    messages: Sequence[BaseMessage]
+    options: RunOptions

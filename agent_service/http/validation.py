@@ -1,0 +1,89 @@
+"""Agent request bodies at the edge: JSON content type, size, a JSON object, the protocol's
+schema. What passes is stored under `BODY` for the handler."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from agent_service import errors
+from agent_service.keys import BODY, ENDPOINT, ENDPOINTS, SCHEMAS, SETTINGS
+
+
+@web.middleware
+async def body_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """For agent routes: JSON content type, size limit, JSON object, the task's schema."""
+    endpoint = request.app[ENDPOINTS].get(request.match_info.route)
+    if endpoint is None:
+        return await handler(request)
+    _check_content_type(request)
+    _check_declared_size(request)
+    raw = await request.read()
+    body = _parse_object(raw)
+    problem = request.app[SCHEMAS].first_problem(endpoint.spec.request_schema, body)
+    if problem is not None:
+        raise errors.InvalidBody(problem.message, param=problem.json_path, code=problem.code)
+    request[ENDPOINT] = endpoint
+    request[BODY] = body
+    return await handler(request)
+
+
+def _check_content_type(request: web.Request) -> None:
+    if "Content-Type" not in request.headers:
+        return  # tolerated: a JSON body without a declared type is still JSON to us
+    mimetype = request.content_type
+    if mimetype == "application/json" or (
+        mimetype.startswith("application/") and mimetype.endswith("+json")
+    ):
+        charset = request.charset
+        if charset is None or charset.lower().replace("-", "") == "utf8":
+            return
+    raise errors.UnsupportedMediaType(
+        f"Content type {request.headers['Content-Type']!r} is not supported; "
+        "send 'Content-Type: application/json' (UTF-8)."
+    )
+
+
+def _check_declared_size(request: web.Request) -> None:
+    """Refuse before reading when the client says up front that the body is too large."""
+    limit = request.app[SETTINGS].max_body_bytes
+    if request.content_length is not None and request.content_length > limit:
+        raise too_large(request)
+
+
+def too_large(request: web.Request) -> errors.PayloadTooLarge:
+    limit = request.app[SETTINGS].max_body_bytes
+    return errors.PayloadTooLarge(f"The request body is larger than the limit of {limit} bytes.")
+
+
+def _parse_object(raw: bytes) -> dict[str, Any]:
+    if not raw.strip():
+        raise errors.InvalidJSON("The request body is empty; send a JSON object.")
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise errors.InvalidJSON(
+            f"The request body is not valid JSON (line {exc.lineno}, column {exc.colno})."
+        ) from None
+    if not isinstance(body, dict):
+        raise errors.InvalidBody(
+            f"The request body must be a JSON object, not {_json_type(body)}.",
+            param="$",
+            code="invalid_type",
+        )
+    return body
+
+
+def _json_type(value: object) -> str:
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    return "null"
