@@ -355,6 +355,11 @@ async def test_responses_paths_always_speak_responses(scripted: StartScripted) -
             {"input": [{"type": "item_reference", "id": "msg_1"}]},
             "$.input[0]",
         ),
+        (
+            "agent/v1/responses",
+            {"input": [{"type": "function_call", "call_id": "c", "name": "f", "arguments": "6"}]},
+            "$.input[0].arguments",
+        ),
     ],
     ids=[
         "v2-content-list",
@@ -366,6 +371,7 @@ async def test_responses_paths_always_speak_responses(scripted: StartScripted) -
         "resp-max-tokens",
         "resp-previous-id",
         "resp-item-reference",
+        "resp-call-arguments-not-an-object",
     ],
 )
 async def test_bad_requests_per_task_name_the_field(

@@ -120,6 +120,9 @@ def _append_call(messages: list[BaseMessage], item: Mapping[str, Any], path: str
         arguments = orjson.loads(item["arguments"] or "{}")
     except orjson.JSONDecodeError:
         raise InvalidBody(f"{path}.arguments: not valid JSON", param=f"{path}.arguments") from None
+    if not isinstance(arguments, dict):
+        # A tool's arguments are named: the model (and LangChain) need a JSON object.
+        raise InvalidBody(f"{path}.arguments: must be a JSON object", param=f"{path}.arguments")
     call = ToolCall(name=item["name"], args=arguments, id=item["call_id"], type="tool_call")
     last = messages[-1] if messages else None
     if isinstance(last, AIMessage):
