@@ -26,6 +26,7 @@ from agent_service.http.middlewares import (
 from agent_service.http.openapi import build_openapi
 from agent_service.http.routes import agent_endpoints
 from agent_service.http.security import add_cors_headers, auth_middleware, cors_middleware
+from agent_service.http.ui import setup_ui
 from agent_service.http.validation import body_middleware
 from agent_service.keys import AGENT, ENDPOINTS, GATE, METRICS, OPENAPI, SCHEMAS, SETTINGS
 from agent_service.models.backends import build_chat_model
@@ -84,6 +85,7 @@ async def create_app(
     app.router.add_get("/agent/info", views.agent_info)
     app.router.add_get("/metrics", views.metrics)
     app.router.add_get("/openapi.json", views.openapi)
+    setup_ui(app)
     app.on_response_prepare.append(add_id_headers)
     app.on_response_prepare.append(add_cors_headers)
     app.on_shutdown.append(_drain)

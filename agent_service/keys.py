@@ -13,6 +13,7 @@ from aiohttp import web
 if TYPE_CHECKING:
     from agent_service.http.admission import RequestGate
     from agent_service.http.routes import Endpoint
+    from agent_service.http.ui_assets import UiAssets
     from agent_service.observability.metrics import Metrics
     from agent_service.runtime import AgentRuntime
     from agent_service.schemas import SchemaSet
@@ -27,6 +28,8 @@ GATE: web.AppKey[RequestGate] = web.AppKey("gate")
 # The OpenAPI document served at /openapi.json, built from the bundled schemas.
 OPENAPI: web.AppKey[dict[str, Any]] = web.AppKey("openapi")
 METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
+# The chat page's files, read once per worker.
+UI_ASSETS: web.AppKey[UiAssets] = web.AppKey("ui_assets")
 
 REQUEST_ID: web.RequestKey[str] = web.RequestKey("request_id")
 # The event loop's clock when the request arrived (latency, time to first token).

@@ -81,6 +81,7 @@ EXPECTED_NAMES = frozenset(
         RESPONSES_RESPONSE,
         RESPONSES_EVENT,
         ERROR,
+        "ui-feedback.request",
     }
 )
 

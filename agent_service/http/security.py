@@ -12,7 +12,9 @@ from agent_service import errors
 from agent_service.keys import METRICS, SETTINGS, USER_TOKEN
 
 # Routes that must answer without credentials: load balancers and orchestrators probe them.
-OPEN_PATHS = frozenset({"/health", "/ready"})
+OPEN_PATHS = frozenset({"/health", "/ready", "/"})
+# The chat page's static files: the page must load before it can ask for a key.
+OPEN_PREFIXES = ("/ui/assets/",)
 _CORS_HEADERS = "authorization, content-type, x-request-id, x-mlflow-return-trace-id"
 _CORS_EXPOSED = "x-request-id, x-mlflow-trace-id, retry-after"
 _CORS_MAX_AGE = "600"
@@ -60,7 +62,7 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     if token := request.headers.get("X-Forwarded-Access-Token"):
         request[USER_TOKEN] = token
     keys = request.app[SETTINGS].api_keys
-    if not keys or request.path in OPEN_PATHS:
+    if not keys or request.path in OPEN_PATHS or request.path.startswith(OPEN_PREFIXES):
         return await handler(request)
     scheme, _, presented = request.headers.get(hdrs.AUTHORIZATION, "").partition(" ")
     if scheme.lower() != "bearer" or not _matches_any(presented.strip(), keys):

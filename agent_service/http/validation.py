@@ -1,5 +1,6 @@
-"""Agent request bodies at the edge: JSON content type, size, a JSON object, the protocol's
-schema. What passes is stored under `BODY` for the handler."""
+"""Request bodies at the edge: JSON content type, size, a JSON object, the schema. For agent
+routes the middleware does it and stores what passes under `BODY`; other JSON routes (the
+chat page's feedback) call `read_valid_body` themselves."""
 
 from __future__ import annotations
 
@@ -19,16 +20,22 @@ async def body_middleware(request: web.Request, handler: Handler) -> web.StreamR
     endpoint = request.app[ENDPOINTS].get(request.match_info.route)
     if endpoint is None:
         return await handler(request)
-    _check_content_type(request)
-    _check_declared_size(request)
-    raw = await request.read()
-    body = _parse_object(raw)
-    problem = request.app[SCHEMAS].first_problem(endpoint.spec.request_schema, body)
-    if problem is not None:
-        raise errors.InvalidBody(problem.message, param=problem.json_path, code=problem.code)
+    body = await read_valid_body(request, endpoint.spec.request_schema)
     request[ENDPOINT] = endpoint
     request[BODY] = body
     return await handler(request)
+
+
+async def read_valid_body(request: web.Request, schema: str) -> dict[str, Any]:
+    """The request's JSON object body, checked against the bundled schema `schema`; raises
+    the client error naming the problem (and its JSON path) otherwise."""
+    _check_content_type(request)
+    _check_declared_size(request)
+    body = _parse_object(await request.read())
+    problem = request.app[SCHEMAS].first_problem(schema, body)
+    if problem is not None:
+        raise errors.InvalidBody(problem.message, param=problem.json_path, code=problem.code)
+    return body
 
 
 def _check_content_type(request: web.Request) -> None:

@@ -1,0 +1,109 @@
+"""A user's verdict on an answer, recorded as MLflow feedback (an assessment) on its trace.
+
+Blocking MLflow calls: the HTTP layer runs `record_feedback` in a thread. The feedback is
+readable with MLflow's own tools (`mlflow.get_trace(id).info.assessments`, the MLflow UI).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from urllib.parse import urlsplit, urlunsplit
+
+import mlflow
+from mlflow.entities import AssessmentSource, AssessmentSourceType
+from mlflow.exceptions import MlflowException
+from mlflow.tracing.constant import TraceMetadataKey
+
+log = logging.getLogger(__name__)
+
+# The assessment's name: Databricks' review app and MLflow's docs use it for end-user ratings.
+FEEDBACK_NAME = "user_feedback"
+
+
+class TraceNotFound(LookupError):
+    """No such trace, or not one this user may rate (the two are not told apart)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Feedback:
+    trace_id: str
+    helpful: bool
+    comment: str | None
+    # Who gave it: the signed-in user the platform forwarded, else None (anonymous).
+    user: str | None
+    # The assessment this one replaces (the user changed their mind), if any.
+    replaces: str | None = None
+
+
+def record_feedback(feedback: Feedback) -> str:
+    """Record `feedback`; returns the new assessment's id. Raises TraceNotFound."""
+    trace = mlflow.get_trace(feedback.trace_id, silent=True)
+    if trace is None:
+        # Traces are exported in the background: the answer may have outrun its trace.
+        trace = mlflow.get_trace(feedback.trace_id, silent=True, flush=True)
+    if trace is None:
+        raise TraceNotFound(feedback.trace_id)
+    owner = trace.info.trace_metadata.get(TraceMetadataKey.TRACE_USER)
+    if feedback.user and owner and owner != feedback.user:
+        # Someone else's conversation: answer as if it did not exist.
+        raise TraceNotFound(feedback.trace_id)
+    source = AssessmentSource(
+        source_type=AssessmentSourceType.HUMAN, source_id=feedback.user or "anonymous"
+    )
+    try:
+        return _log(feedback, source)
+    except MlflowException as error:
+        if error.error_code == "RESOURCE_DOES_NOT_EXIST":
+            # The assessment to replace is not on this trace.
+            raise TraceNotFound(feedback.trace_id) from error
+        raise
+
+
+def _log(feedback: Feedback, source: AssessmentSource) -> str:
+    if feedback.replaces:
+        assessment = mlflow.override_feedback(
+            trace_id=feedback.trace_id,
+            assessment_id=feedback.replaces,
+            value=feedback.helpful,
+            rationale=feedback.comment,
+            source=source,
+        )
+    else:
+        assessment = mlflow.log_feedback(
+            trace_id=feedback.trace_id,
+            name=FEEDBACK_NAME,
+            value=feedback.helpful,
+            rationale=feedback.comment,
+            source=source,
+        )
+    return str(assessment.assessment_id)
+
+
+def trace_url_template(
+    tracking_uri: str, experiment_id: str | None, databricks_host: str | None
+) -> str | None:
+    """Where a trace can be looked at, with `{trace_id}` to fill in; None when the tracking
+    store has no UI (a local SQLite file)."""
+    if not experiment_id:
+        return None
+    scheme = urlsplit(tracking_uri).scheme
+    if scheme in {"http", "https"}:
+        base = _without_credentials(tracking_uri).rstrip("/")
+        return f"{base}/#/experiments/{experiment_id}/traces?selectedEvaluationId={{trace_id}}"
+    if scheme == "databricks" or tracking_uri == "databricks":
+        if not databricks_host:
+            return None
+        host = databricks_host if "://" in databricks_host else f"https://{databricks_host}"
+        base = _without_credentials(host).rstrip("/")
+        return f"{base}/ml/experiments/{experiment_id}/traces?selectedEvaluationId={{trace_id}}"
+    return None
+
+
+def _without_credentials(url: str) -> str:
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"  # an IPv6 address
+    netloc = host + (f":{parts.port}" if parts.port else "")
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
