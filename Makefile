@@ -18,15 +18,27 @@ ifeq ($(UV),)
 UV := .tools/bin/uv
 endif
 
-.PHONY: run test check static format sync clean register bench bench-quick soak
+.PHONY: run test check static format sync clean register bench bench-quick soak chromium
 
 # The offline model pauses between tokens here so streaming is visible in a terminal.
 run: export OFFLINE_TOKEN_DELAY_MS ?= 30
 run: .venv/.synced
 	$(UV) run --frozen --no-sync agent-server $(ARGS)
 
-test: .venv/.synced
+test: .venv/.synced chromium
 	$(UV) run --frozen --no-sync pytest $(PYTEST_ARGS)
+
+# The chat page's tests drive Debian's Chromium through Playwright. Installed when missing
+# (needs root, as in CI); a no-op when it is there.
+chromium:
+	@test -x /usr/bin/chromium || { \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    export DEBIAN_FRONTEND=noninteractive; \
+	    apt-get update -qq && apt-get install -y -qq chromium >/dev/null; \
+	  else \
+	    echo "chromium is missing; the page tests will be skipped (run: sudo apt-get install chromium)"; \
+	  fi; \
+	}
 
 # Format check, lint, types, layering, tests.
 check: static test

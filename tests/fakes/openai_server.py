@@ -36,6 +36,8 @@ class Behaviour:
     chunk_delay_s: float = 0.0
     # Seconds of silence before the first byte of the answer.
     think_s: float = 0.0
+    # Streams: after this many chunks, wait until the test sets `FakeOpenAI.resume`.
+    pause_after_chunks: int | None = None
 
 
 @dataclass
@@ -56,6 +58,9 @@ class FakeOpenAI:
         self.requests: list[SeenRequest] = []
         self.received = asyncio.Event()
         self.cancelled = asyncio.Event()
+        # Set by the fake when a stream reached `pause_after_chunks`; set by the test to go on.
+        self.paused = asyncio.Event()
+        self.resume = asyncio.Event()
         self._check_auth = check_auth
 
     def app(self) -> web.Application:
@@ -101,6 +106,9 @@ class FakeOpenAI:
                 assert request.transport is not None
                 request.transport.abort()
                 return response
+            if count == behaviour.pause_after_chunks:
+                self.paused.set()
+                await self.resume.wait()
             await response.write(b"data: " + orjson.dumps(chunk) + b"\n\n")
             if behaviour.chunk_delay_s:
                 await asyncio.sleep(behaviour.chunk_delay_s)

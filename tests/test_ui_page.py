@@ -1,0 +1,402 @@
+"""The chat page in a real browser (Debian's Chromium driven by Playwright) against the real
+service: streaming, stop, errors, hostile Markdown, feedback into MLflow, conversations.
+
+Every wait is on a condition (an element, a text, an event of the fake model endpoint, a
+metric), never on a sleep.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from mlflow.tracking import MlflowClient
+from playwright.sync_api import (
+    Browser,
+    ConsoleMessage,
+    Locator,
+    Page,
+    Playwright,
+    expect,
+    sync_playwright,
+)
+
+from agent_service.observability.feedback import FEEDBACK_NAME
+from tests.chromium import LAUNCH_ARGS, chromium_or_skip
+from tests.fakes.openai_server import Behaviour
+from tests.live_service import LiveService, live_service
+
+# Generous: a loaded 2-core machine starts Chromium and MLflow slowly; waits end on conditions.
+WAIT_MS = 30_000
+expect.set_options(timeout=WAIT_MS)
+
+
+@pytest.fixture(scope="module")
+def playwright() -> Iterator[Playwright]:
+    with sync_playwright() as driver:
+        yield driver
+
+
+@pytest.fixture(scope="module")
+def browser(playwright: Playwright) -> Iterator[Browser]:
+    executable = chromium_or_skip()
+    browser = playwright.chromium.launch(executable_path=executable, args=LAUNCH_ARGS)
+    yield browser
+    browser.close()
+
+
+class PageProbe:
+    """A page plus what it did: console errors (CSP violations land there) and every URL
+    it requested."""
+
+    def __init__(self, page: Page) -> None:
+        self.page = page
+        self.errors: list[str] = []
+        self.requests: list[str] = []
+        page.on("console", self._console)
+        page.on("pageerror", lambda error: self.errors.append(f"pageerror: {error}"))
+        page.on("request", lambda request: self.requests.append(request.url))
+
+    def _console(self, message: ConsoleMessage) -> None:
+        # A failed API call is logged by the browser as a failed resource; that is expected
+        # in the error tests and asserted on the page instead.
+        if message.type == "error" and "Failed to load resource" not in message.text:
+            self.errors.append(message.text)
+
+
+@pytest.fixture
+def open_page(browser: Browser) -> Iterator[Callable[..., PageProbe]]:
+    contexts = []
+
+    def open_(service: LiveService, *, ready: bool = True, **context_options: object) -> PageProbe:
+        context = browser.new_context(**context_options)  # type: ignore[arg-type]
+        context.set_default_timeout(WAIT_MS)
+        contexts.append(context)
+        probe = PageProbe(context.new_page())
+        probe.page.goto(service.base_url + "/")
+        if ready:  # the page has its session and shows the conversation of its URL
+            expect(probe.page.locator("#app")).to_have_attribute("data-ready", "true")
+        return probe
+
+    yield open_
+    for context in contexts:
+        context.close()
+
+
+def send(page: Page, text: str) -> None:
+    page.locator("#prompt").fill(text)
+    page.locator("#prompt").press("Enter")
+
+
+def last_answer(page: Page) -> tuple[Locator, Locator]:
+    article = page.locator("article.turn").last
+    return article, article.locator(".answer-body")
+
+
+def metric(service: LiveService, name: str, labels: str) -> float:
+    text = httpx.get(service.base_url + "/metrics", timeout=10).text
+    match = re.search(rf"^{re.escape(name)}\{{{re.escape(labels)}\}} (\S+)$", text, re.M)
+    return float(match.group(1)) if match else 0.0
+
+
+def wait_for_metric(service: LiveService, name: str, labels: str, at_least: float) -> float:
+    """Poll /metrics until the value is reached (a bounded wait on a condition)."""
+    deadline = time.monotonic() + WAIT_MS / 1000
+    while (value := metric(service, name, labels)) < at_least:
+        assert time.monotonic() < deadline, f"{name}{{{labels}}} stayed at {value}"
+        time.sleep(0.05)
+    return value
+
+
+def test_an_answer_streams_in_token_by_token(open_page: Callable[..., PageProbe]) -> None:
+    with live_service(fake_openai=True) as service:
+        fake = service.fake
+        assert fake is not None
+        # The fake model sends "Hello from" and then holds the rest until the test says so.
+        fake.behaviour = Behaviour(pause_after_chunks=3)
+        probe = open_page(service)
+        page = probe.page
+        send(page, "Say hello")
+        service.wait(lambda: fake.paused)
+        article, body = last_answer(page)
+        expect(body).to_have_text("Hello from")  # part of the answer, shown while it streams
+        expect(page.locator("#stop")).to_be_visible()
+        expect(page.locator("#send")).to_be_hidden()
+        service.call(fake.resume.set)
+        expect(article).to_have_attribute("data-status", "completed")
+        expect(body).to_have_text("Hello from the fake model.")
+        expect(page.locator("#send")).to_be_visible()
+        assert probe.errors == []
+        # Nothing but this service was asked for anything.
+        assert probe.requests
+        assert all(url.startswith(service.base_url + "/") for url in probe.requests)
+
+
+def test_stop_cancels_the_run_on_the_server(open_page: Callable[..., PageProbe]) -> None:
+    with live_service(fake_openai=True) as service:
+        fake = service.fake
+        assert fake is not None
+        fake.behaviour = Behaviour(pause_after_chunks=2)  # "Hello", then silence
+        page = open_page(service).page
+        send(page, "Talk for a long time")
+        service.wait(lambda: fake.paused)
+        article, body = last_answer(page)
+        expect(body).to_have_text("Hello")
+        page.locator("#stop").click()
+        expect(article.locator(".note")).to_have_text("Stopped.")
+        # The run stopped on the server: the model call was cancelled, and the metrics say why.
+        service.wait(lambda: fake.cancelled)
+        wait_for_metric(
+            service, "agent_cancellations_total", 'reason="client_disconnected"', at_least=1
+        )
+        expect(body).to_have_text("Hello")  # what had arrived stays
+        expect(page.locator("#send")).to_be_visible()
+
+
+def test_an_upstream_failure_shows_the_error_and_retry_works(
+    open_page: Callable[..., PageProbe],
+) -> None:
+    with live_service(fake_openai=True) as service:
+        fake = service.fake
+        assert fake is not None
+        fake.behaviour = Behaviour(status=500)
+        page = open_page(service).page
+        send(page, "Hello?")
+        article, body = last_answer(page)
+        error = article.locator(".error")
+        expect(error).to_be_visible()
+        expect(error.locator(".error-message")).to_contain_text("model endpoint")
+        expect(error.locator(".error-details")).to_contain_text("code upstream_error")
+        details = error.locator(".error-details").inner_text()
+        assert re.search(r"request id [0-9a-f]{32}", details), details
+        # The upstream recovers; Retry asks again and the answer replaces the error.
+        fake.behaviour = Behaviour()
+        error.get_by_role("button", name="Retry").click()
+        expect(article).to_have_attribute("data-status", "completed")
+        expect(body).to_have_text("Hello from the fake model.")
+        expect(error).to_have_count(0)
+
+
+def test_a_stream_cut_by_the_upstream_ends_in_an_error_not_a_complete_answer(
+    open_page: Callable[..., PageProbe],
+) -> None:
+    with live_service(fake_openai=True) as service:
+        assert service.fake is not None
+        service.fake.behaviour = Behaviour(drop_after_chunks=3)
+        page = open_page(service).page
+        send(page, "Hello?")
+        article, _ = last_answer(page)
+        expect(article).to_have_attribute("data-status", "failed")
+        expect(article.locator(".error .error-message")).to_be_visible()
+        expect(article.locator(".error .retry")).to_be_visible()
+
+
+HOSTILE = "\n".join(
+    [
+        "# Report",
+        "<script>window.__pwned = 'script'</script>",
+        '<img src="x" onerror="window.__pwned = \'img\'">',
+        "<svg onload=\"window.__pwned = 'svg'\"></svg>",
+        "<iframe src=\"javascript:parent.__pwned='iframe'\"></iframe>",
+        "[click me](javascript:window.__pwned='link')",
+        "[shout](JaVaScRiPt:window.__pwned='case')",
+        "[data](data:text/html,<script>parent.__pwned='data'</script>)",
+        "![pic](javascript:window.__pwned='image')",
+        "<a href=\"javascript:window.__pwned='raw'\">raw link</a>",
+        "[safe](https://example.com/docs)",
+        "",
+        "- one",
+        "- two with `code`",
+        "",
+        "| a | b |",
+        "|---|--:|",
+        "| 1 | **2** |",
+        "",
+        "```python",
+        "print('<b>not bold</b>')",
+        "```",
+    ]
+)
+
+
+def test_hostile_markdown_renders_as_text_and_never_runs(
+    open_page: Callable[..., PageProbe], tmp_path: Path
+) -> None:
+    script = tmp_path / "script.json"
+    script.write_text(json.dumps([{"text": HOSTILE}]))
+    with live_service({"OFFLINE_SCRIPT": str(script)}) as service:
+        probe = open_page(service)
+        page = probe.page
+        send(page, "Write a report")
+        article, _ = last_answer(page)
+        expect(article).to_have_attribute("data-status", "completed")
+        answer = page.locator("article.turn .answer-body")
+        # Safe Markdown became elements…
+        expect(answer.locator("h1")).to_have_text("Report")
+        expect(answer.locator("ul > li")).to_have_count(2)
+        expect(answer.locator("table td.align-right strong")).to_have_text("2")
+        expect(answer.locator("pre code")).to_have_text("print('<b>not bold</b>')")
+        safe = answer.locator("a")
+        expect(safe).to_have_count(1)
+        expect(safe).to_have_attribute("href", "https://example.com/docs")
+        expect(safe).to_have_attribute("rel", "noopener noreferrer nofollow")
+        # …and everything else is text: no element that could run script exists.
+        for tag in ("script", "img", "svg", "iframe", "object", "embed", "b"):
+            expect(answer.locator(tag)).to_have_count(0)
+        expect(answer).to_contain_text("<script>window.__pwned = 'script'</script>")
+        expect(answer).to_contain_text("click me")
+        # Clicking what would have been a javascript: link does nothing.
+        answer.get_by_text("click me").click()
+        answer.get_by_text("raw link").click()
+        assert page.evaluate("() => window.__pwned") is None
+        assert not page.evaluate(
+            "() => [...document.querySelectorAll('[onerror],[onload],[onclick]')].length"
+        )
+        assert probe.errors == []
+        assert all(url.startswith(service.base_url + "/") for url in probe.requests)
+
+
+def test_feedback_is_recorded_on_the_trace_in_mlflow(
+    open_page: Callable[..., PageProbe], tmp_path: Path
+) -> None:
+    tracking_uri = f"sqlite:///{tmp_path}/mlflow.db"
+    env = {"AGENT_TRACING": "true", "MLFLOW_TRACKING_URI": tracking_uri}
+    with live_service(env) as service:
+        page = open_page(service).page
+        send(page, "Hello")
+        article, _ = last_answer(page)
+        expect(article).to_have_attribute("data-status", "completed")
+        feedback = article.locator(".feedback")
+        # A local SQLite store has no UI to link to.
+        expect(feedback.locator(".trace-link")).to_have_count(0)
+        feedback.get_by_role("button", name="Bad answer").click()
+        expect(feedback.locator(".feedback-status")).to_have_text("Thanks, feedback recorded.")
+        # Changed mind: thumbs up, with a comment.
+        feedback.get_by_role("button", name="Good answer").click()
+        expect(feedback.get_by_role("button", name="Good answer")).to_have_attribute(
+            "aria-pressed", "true"
+        )
+        feedback.get_by_label("Comment on this answer (optional)").fill("Clear and short.")
+        feedback.get_by_role("button", name="Send comment").click()
+        expect(feedback.locator(".feedback-status")).to_have_text("Thanks, comment recorded.")
+        trace_id = page.evaluate(
+            """() => {
+                const id = location.hash.slice(1);
+                const c = JSON.parse(localStorage.getItem('agent-service.conversation.' + id));
+                return c.turns[0].answer.traceId;
+            }"""
+        )
+    # Read back with MLflow's own client: the valid feedback is the last verdict.
+    trace = MlflowClient(tracking_uri).get_trace(trace_id)
+    feedback_entries = [a for a in trace.info.assessments if a.name == FEEDBACK_NAME]
+    valid = [a for a in feedback_entries if a.valid is not False]
+    assert len(feedback_entries) == 3
+    assert len(valid) == 1
+    assert valid[0].feedback.value is True
+    assert valid[0].rationale == "Clear and short."
+    assert valid[0].source.source_type == "HUMAN"
+
+
+def test_a_conversation_continues_after_a_reload(open_page: Callable[..., PageProbe]) -> None:
+    with live_service(fake_openai=True) as service:
+        fake = service.fake
+        assert fake is not None
+        page = open_page(service).page
+        send(page, "My name is Ada.")
+        expect(page.locator("article.turn").last).to_have_attribute("data-status", "completed")
+        page.reload()
+        expect(page.locator("#app")).to_have_attribute("data-ready", "true")
+        # The conversation is back, and listed in the sidebar as the current one.
+        expect(page.locator(".bubble")).to_have_text(["My name is Ada."])
+        expect(page.locator(".conversation.current .conversation-open")).to_have_text(
+            "My name is Ada."
+        )
+        send(page, "What is my name?")
+        expect(page.locator("article.turn").last).to_have_attribute("data-status", "completed")
+        # The model saw the whole conversation, the first answer included.
+        messages = fake.requests[-1].body["messages"]
+        assert [(m["role"], m["content"]) for m in messages] == [
+            ("user", "My name is Ada."),
+            ("assistant", "Hello from the fake model."),
+            ("user", "What is my name?"),
+        ]
+
+
+def test_new_chat_rename_and_delete(open_page: Callable[..., PageProbe]) -> None:
+    with live_service() as service:
+        page = open_page(service).page
+        send(page, "First chat")
+        expect(page.locator("article.turn").last).to_have_attribute("data-status", "completed")
+        page.get_by_role("button", name="New chat").click()
+        expect(page.locator("article.turn")).to_have_count(0)
+        send(page, "Second chat")
+        expect(page.locator("article.turn").last).to_have_attribute("data-status", "completed")
+        titles = page.locator(".conversation-open")
+        expect(titles).to_have_text(["Second chat", "First chat"])
+        # Rename with the keyboard.
+        page.get_by_role("button", name="Rename “First chat”").click()
+        page.get_by_label("Conversation title").fill("Renamed")
+        page.get_by_label("Conversation title").press("Enter")
+        expect(titles).to_have_text(["Renamed", "Second chat"])
+        # Delete (the browser's confirmation accepted).
+        page.once("dialog", lambda dialog: dialog.accept())
+        page.get_by_role("button", name="Delete “Second chat”").click()
+        expect(titles).to_have_text(["Renamed"])
+        expect(page.locator("article.turn")).to_have_count(0)  # the open chat was deleted
+        page.get_by_role("button", name="Renamed", exact=True).click()
+        expect(page.locator(".bubble")).to_have_text(["First chat"])
+
+
+def test_api_keys_are_asked_for_once_per_tab(open_page: Callable[..., PageProbe]) -> None:
+    with live_service({"AGENT_API_KEYS": "right-key"}) as service:
+        probe = open_page(service, ready=False)
+        page = probe.page
+        dialog = page.locator("#key-dialog")
+        expect(dialog).to_be_visible()  # the page loaded; the API said 401
+        page.get_by_label("Key (kept in this tab only)").fill("right-key")
+        page.get_by_role("button", name="Use key").click()
+        expect(dialog).to_be_hidden()
+        send(page, "Hello")
+        expect(page.locator("article.turn").last).to_have_attribute("data-status", "completed")
+        # A reload in the same tab does not ask again.
+        page.reload()
+        expect(page.locator("#app")).to_have_attribute("data-ready", "true")
+        expect(dialog).to_be_hidden()
+        assert httpx.get(service.base_url + "/ui/session").status_code == 401
+
+
+def test_without_a_key_the_page_loads_and_the_api_answers_401(
+    open_page: Callable[..., PageProbe],
+) -> None:
+    with live_service({"AGENT_API_KEYS": "right-key"}) as service:
+        page = open_page(service, ready=False).page
+        page.get_by_role("button", name="Cancel").click()
+        expect(page.locator("#key-button")).to_be_visible()
+        send(page, "Hello")
+        error = page.locator("article.turn .error")
+        expect(error.locator(".error-details")).to_contain_text("code invalid_api_key")
+        error.get_by_role("button", name="Enter API key").click()
+        page.get_by_label("Key (kept in this tab only)").fill("right-key")
+        page.get_by_role("button", name="Use key").click()
+        expect(page.locator("article.turn").last).to_have_attribute("data-status", "completed")
+
+
+def test_phone_width_in_dark_mode(open_page: Callable[..., PageProbe]) -> None:
+    with live_service() as service:
+        page = open_page(service, viewport={"width": 390, "height": 800}, color_scheme="dark").page
+        send(page, "Hello from a phone")
+        expect(page.locator("article.turn").last).to_have_attribute("data-status", "completed")
+        # Nothing wider than the screen; the sidebar waits behind its button.
+        assert page.evaluate("() => document.documentElement.scrollWidth") <= 390
+        expect(page.get_by_role("button", name="New chat")).to_be_hidden()
+        toggle = page.get_by_role("button", name="Conversations")
+        toggle.click()
+        expect(toggle).to_have_attribute("aria-expanded", "true")
+        expect(page.get_by_role("button", name="New chat")).to_be_visible()
+        background = page.evaluate("() => getComputedStyle(document.body).backgroundColor")
+        assert background == "rgb(13, 17, 23)"
