@@ -18,7 +18,7 @@ ifeq ($(UV),)
 UV := .tools/bin/uv
 endif
 
-.PHONY: run test check static format sync clean register bench bench-quick soak chromium
+.PHONY: run test check static format sync clean register bench bench-quick soak chromium screenshots
 
 # The offline model pauses between tokens here so streaming is visible in a terminal.
 run: export OFFLINE_TOKEN_DELAY_MS ?= 30
@@ -75,6 +75,10 @@ bench-quick: .venv/.synced
 # A fixed-rate load for a set time against two gunicorn workers: errors, latency, memory.
 soak: .venv/.synced
 	$(UV) run --frozen --group bench python -m bench.soak $(SOAK_ARGS)
+
+# The chat page at desktop and phone width, for the README (docs/ui-*.png).
+screenshots: .venv/.synced chromium
+	$(UV) run --frozen --no-sync python -m tests.ui_screenshots
 
 clean:
 	rm -rf .venv .tools .pytest_cache .mypy_cache .ruff_cache

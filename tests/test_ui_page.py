@@ -12,8 +12,10 @@ import re
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
+import mlflow
 import pytest
 from mlflow.tracking import MlflowClient
 from playwright.sync_api import (
@@ -137,8 +139,13 @@ def test_an_answer_streams_in_token_by_token(open_page: Callable[..., PageProbe]
         assert all(url.startswith(service.base_url + "/") for url in probe.requests)
 
 
-def test_stop_cancels_the_run_on_the_server(open_page: Callable[..., PageProbe]) -> None:
-    with live_service(fake_openai=True) as service:
+@pytest.mark.parametrize("how", ["button", "Escape"])
+def test_stop_cancels_the_run_on_the_server(
+    open_page: Callable[..., PageProbe], tmp_path: Path, how: str
+) -> None:
+    tracking_uri = f"sqlite:///{tmp_path}/mlflow.db"
+    env = {"AGENT_TRACING": "true", "MLFLOW_TRACKING_URI": tracking_uri}
+    with live_service(env, fake_openai=True) as service:
         fake = service.fake
         assert fake is not None
         fake.behaviour = Behaviour(pause_after_chunks=2)  # "Hello", then silence
@@ -147,7 +154,10 @@ def test_stop_cancels_the_run_on_the_server(open_page: Callable[..., PageProbe])
         service.wait(lambda: fake.paused)
         article, body = last_answer(page)
         expect(body).to_have_text("Hello")
-        page.locator("#stop").click()
+        if how == "button":
+            page.get_by_role("button", name="Stop").click()
+        else:
+            page.keyboard.press("Escape")
         expect(article.locator(".note")).to_have_text("Stopped.")
         # The run stopped on the server: the model call was cancelled, and the metrics say why.
         service.wait(lambda: fake.cancelled)
@@ -156,6 +166,25 @@ def test_stop_cancels_the_run_on_the_server(open_page: Callable[..., PageProbe])
         )
         expect(body).to_have_text("Hello")  # what had arrived stays
         expect(page.locator("#send")).to_be_visible()
+        trace_id = stored_answer(page)["traceId"]
+    # …and so does the trace.
+    mlflow.flush_trace_async_logging()
+    trace = MlflowClient(tracking_uri).get_trace(trace_id)
+    assert trace.info.state == "ERROR"
+    assert trace.data.spans[0].get_attribute("agent_service.end_reason") == "client_disconnected"
+
+
+def stored_answer(page: Page, turn: int = 0) -> dict[str, Any]:
+    """The answer as the page stored it in the browser (the conversation of the URL)."""
+    answer: dict[str, Any] = page.evaluate(
+        """(turn) => {
+            const id = location.hash.slice(1);
+            const c = JSON.parse(localStorage.getItem('agent-service.conversation.' + id));
+            return c.turns[turn].answer;
+        }""",
+        turn,
+    )
+    return answer
 
 
 def test_an_upstream_failure_shows_the_error_and_retry_works(
@@ -284,13 +313,7 @@ def test_feedback_is_recorded_on_the_trace_in_mlflow(
         feedback.get_by_label("Comment on this answer (optional)").fill("Clear and short.")
         feedback.get_by_role("button", name="Send comment").click()
         expect(feedback.locator(".feedback-status")).to_have_text("Thanks, comment recorded.")
-        trace_id = page.evaluate(
-            """() => {
-                const id = location.hash.slice(1);
-                const c = JSON.parse(localStorage.getItem('agent-service.conversation.' + id));
-                return c.turns[0].answer.traceId;
-            }"""
-        )
+        trace_id = stored_answer(page)["traceId"]
     # Read back with MLflow's own client: the valid feedback is the last verdict.
     trace = MlflowClient(tracking_uri).get_trace(trace_id)
     feedback_entries = [a for a in trace.info.assessments if a.name == FEEDBACK_NAME]
@@ -400,3 +423,124 @@ def test_phone_width_in_dark_mode(open_page: Callable[..., PageProbe]) -> None:
         expect(page.get_by_role("button", name="New chat")).to_be_visible()
         background = page.evaluate("() => getComputedStyle(document.body).backgroundColor")
         assert background == "rgb(13, 17, 23)"
+
+
+# OpenAI's event shapes for what this service does not produce yet (reasoning summaries, MCP
+# calls), fed to the page's own answer module in the browser.
+REASONING_AND_MCP = [
+    {"type": "response.created", "response": {"id": "resp_1", "status": "in_progress"}},
+    {
+        "type": "response.output_item.added",
+        "output_index": 0,
+        "item": {"id": "rs_1", "type": "reasoning", "summary": []},
+    },
+    {
+        "type": "response.reasoning_summary_part.added",
+        "item_id": "rs_1",
+        "output_index": 0,
+        "summary_index": 0,
+        "part": {"type": "summary_text", "text": ""},
+    },
+    {
+        "type": "response.reasoning_summary_text.delta",
+        "item_id": "rs_1",
+        "output_index": 0,
+        "summary_index": 0,
+        "delta": "The user wants **docs**.",
+    },
+    {
+        "type": "response.output_item.added",
+        "output_index": 1,
+        "item": {
+            "id": "mcp_1",
+            "type": "mcp_call",
+            "server_label": "docs",
+            "name": "search",
+            "arguments": "",
+            "status": "in_progress",
+        },
+    },
+    {
+        "type": "response.mcp_call_arguments.delta",
+        "item_id": "mcp_1",
+        "output_index": 1,
+        "delta": '{"query": "<img src=x onerror=alert(1)>"}',
+    },
+    {
+        "type": "response.output_item.done",
+        "output_index": 1,
+        "item": {
+            "id": "mcp_1",
+            "type": "mcp_call",
+            "server_label": "docs",
+            "name": "search",
+            "arguments": '{"query": "<img src=x onerror=alert(1)>"}',
+            "output": "3 pages found",
+            "status": "completed",
+        },
+    },
+    {
+        "type": "response.output_item.added",
+        "output_index": 2,
+        "item": {
+            "id": "mcp_2",
+            "type": "mcp_call",
+            "server_label": "docs",
+            "name": "fetch",
+            "arguments": "{}",
+            "error": "page not found",
+            "status": "failed",
+        },
+    },
+    {
+        "type": "response.completed",
+        "response": {"id": "resp_1", "status": "completed", "metadata": {"trace_id": "tr-9"}},
+    },
+]
+
+
+def test_reasoning_and_mcp_calls_are_shown_collapsed(
+    open_page: Callable[..., PageProbe],
+) -> None:
+    with live_service() as service:
+        page = open_page(service).page
+        module = page.locator("script[type=module]").get_attribute("src")
+        assert module is not None
+        state = page.evaluate(
+            """async ([module, events]) => {
+                const answer = await import(new URL(module.replace('main.js', 'answer.js'),
+                                                     document.baseURI));
+                const history = await import(new URL(module.replace('main.js',
+                                                     'conversations.js'), document.baseURI));
+                const state = answer.emptyAnswer('req-1');
+                for (const event of events) answer.applyEvent(state, event);
+                const box = document.createElement('div');
+                box.id = 'probe';
+                document.body.append(box);
+                answer.drawAnswer(box, state);
+                const input = history.historyInput([{ user: 'hi', answer: state }], 'next');
+                return { status: state.status, traceId: state.traceId, input };
+            }""",
+            [module, REASONING_AND_MCP],
+        )
+        assert state["status"] == "completed"
+        assert state["traceId"] == "tr-9"
+        # Reasoning and MCP calls are shown, not sent back as history.
+        assert state["input"] == [
+            {"type": "message", "role": "user", "content": "hi"},
+            {"type": "message", "role": "user", "content": "next"},
+        ]
+        probe = page.locator("#probe")
+        reasoning = probe.locator("details.reasoning")
+        expect(reasoning).not_to_have_attribute("open", "")
+        expect(reasoning.locator("strong")).to_have_text("docs")
+        calls = probe.locator("details.tool")
+        expect(calls).to_have_count(2)
+        expect(calls.locator(".tool-name")).to_have_text(["docs.search", "docs.fetch"])
+        expect(calls.locator(".tool-state")).to_have_text(["done", "failed"])
+        calls.first.locator("summary").click()
+        expect(calls.first.locator(".tool-arguments")).to_have_text(
+            '{\n  "query": "<img src=x onerror=alert(1)>"\n}'
+        )
+        expect(calls.first.locator(".tool-result")).to_have_text("3 pages found")
+        expect(probe.locator("img")).to_have_count(0)

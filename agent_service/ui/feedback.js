@@ -18,8 +18,8 @@ export function feedbackBar(answer, session, onChange) {
   const bar = el('div', 'feedback');
   const status = el('span', 'feedback-status');
   status.setAttribute('role', 'status');
-  const up = thumb('up', 'Good answer', '\u{1F44D}');
-  const down = thumb('down', 'Bad answer', '\u{1F44E}');
+  const up = thumb('up', 'Good answer');
+  const down = thumb('down', 'Bad answer');
   const form = el('form', 'feedback-comment');
   form.hidden = true;
   const label = el('label', 'visually-hidden', 'Comment on this answer (optional)');
@@ -76,10 +76,21 @@ export function feedbackBar(answer, session, onChange) {
   return bar;
 }
 
-function thumb(rating, label, symbol) {
-  const button = el('button', `thumb thumb-${rating}`, symbol);
+const SVG = 'http://www.w3.org/2000/svg';
+// A thumb drawn here (emoji fonts are not everywhere); the down thumb is this one turned.
+const THUMB = 'M2 10h4v11H2zM8 10l4-7c1.5 0 2.6 1.1 2.3 2.7L13.6 9H20a2 2 0 0 1 2 2.3l-1.4 7.5A2 2 0 0 1 18.6 21H8z';
+
+function thumb(rating, label) {
+  const button = el('button', `thumb thumb-${rating}`);
   button.type = 'button';
   button.setAttribute('aria-label', label);
   button.title = label;
+  const svg = document.createElementNS(SVG, 'svg');
+  svg.setAttribute('viewBox', '0 0 24 24');
+  svg.setAttribute('aria-hidden', 'true');
+  const path = document.createElementNS(SVG, 'path');
+  path.setAttribute('d', THUMB);
+  svg.append(path);
+  button.append(svg);
   return button;
 }
