@@ -32,6 +32,7 @@ from agent_service.observability.feedback import FEEDBACK_NAME
 from tests.chromium import LAUNCH_ARGS, chromium_or_skip
 from tests.fakes.openai_server import Behaviour
 from tests.live_service import LiveService, live_service
+from tests.processes import BIN, free_port, running_server
 
 # Generous: a loaded 2-core machine starts Chromium and MLflow slowly; waits end on conditions.
 WAIT_MS = 30_000
@@ -75,12 +76,12 @@ class PageProbe:
 def open_page(browser: Browser) -> Iterator[Callable[..., PageProbe]]:
     contexts = []
 
-    def open_(service: LiveService, *, ready: bool = True, **context_options: object) -> PageProbe:
+    def open_(base_url: str, *, ready: bool = True, **context_options: object) -> PageProbe:
         context = browser.new_context(**context_options)  # type: ignore[arg-type]
         context.set_default_timeout(WAIT_MS)
         contexts.append(context)
         probe = PageProbe(context.new_page())
-        probe.page.goto(service.base_url + "/")
+        probe.page.goto(base_url + "/")
         if ready:  # the page has its session and shows the conversation of its URL
             expect(probe.page.locator("#app")).to_have_attribute("data-ready", "true")
         return probe
@@ -121,7 +122,7 @@ def test_an_answer_streams_in_token_by_token(open_page: Callable[..., PageProbe]
         assert fake is not None
         # The fake model sends "Hello from" and then holds the rest until the test says so.
         fake.behaviour = Behaviour(pause_after_chunks=3)
-        probe = open_page(service)
+        probe = open_page(service.base_url)
         page = probe.page
         send(page, "Say hello")
         service.wait(lambda: fake.paused)
@@ -149,7 +150,7 @@ def test_stop_cancels_the_run_on_the_server(
         fake = service.fake
         assert fake is not None
         fake.behaviour = Behaviour(pause_after_chunks=2)  # "Hello", then silence
-        page = open_page(service).page
+        page = open_page(service.base_url).page
         send(page, "Talk for a long time")
         service.wait(lambda: fake.paused)
         article, body = last_answer(page)
@@ -194,7 +195,7 @@ def test_an_upstream_failure_shows_the_error_and_retry_works(
         fake = service.fake
         assert fake is not None
         fake.behaviour = Behaviour(status=500)
-        page = open_page(service).page
+        page = open_page(service.base_url).page
         send(page, "Hello?")
         article, body = last_answer(page)
         error = article.locator(".error")
@@ -217,7 +218,7 @@ def test_a_stream_cut_by_the_upstream_ends_in_an_error_not_a_complete_answer(
     with live_service(fake_openai=True) as service:
         assert service.fake is not None
         service.fake.behaviour = Behaviour(drop_after_chunks=3)
-        page = open_page(service).page
+        page = open_page(service.base_url).page
         send(page, "Hello?")
         article, _ = last_answer(page)
         expect(article).to_have_attribute("data-status", "failed")
@@ -259,7 +260,7 @@ def test_hostile_markdown_renders_as_text_and_never_runs(
     script = tmp_path / "script.json"
     script.write_text(json.dumps([{"text": HOSTILE}]))
     with live_service({"OFFLINE_SCRIPT": str(script)}) as service:
-        probe = open_page(service)
+        probe = open_page(service.base_url)
         page = probe.page
         send(page, "Write a report")
         article, _ = last_answer(page)
@@ -296,7 +297,7 @@ def test_feedback_is_recorded_on_the_trace_in_mlflow(
     tracking_uri = f"sqlite:///{tmp_path}/mlflow.db"
     env = {"AGENT_TRACING": "true", "MLFLOW_TRACKING_URI": tracking_uri}
     with live_service(env) as service:
-        page = open_page(service).page
+        page = open_page(service.base_url).page
         send(page, "Hello")
         article, _ = last_answer(page)
         expect(article).to_have_attribute("data-status", "completed")
@@ -329,7 +330,7 @@ def test_a_conversation_continues_after_a_reload(open_page: Callable[..., PagePr
     with live_service(fake_openai=True) as service:
         fake = service.fake
         assert fake is not None
-        page = open_page(service).page
+        page = open_page(service.base_url).page
         send(page, "My name is Ada.")
         expect(page.locator("article.turn").last).to_have_attribute("data-status", "completed")
         page.reload()
@@ -352,7 +353,7 @@ def test_a_conversation_continues_after_a_reload(open_page: Callable[..., PagePr
 
 def test_new_chat_rename_and_delete(open_page: Callable[..., PageProbe]) -> None:
     with live_service() as service:
-        page = open_page(service).page
+        page = open_page(service.base_url).page
         send(page, "First chat")
         expect(page.locator("article.turn").last).to_have_attribute("data-status", "completed")
         page.get_by_role("button", name="New chat").click()
@@ -377,7 +378,7 @@ def test_new_chat_rename_and_delete(open_page: Callable[..., PageProbe]) -> None
 
 def test_api_keys_are_asked_for_once_per_tab(open_page: Callable[..., PageProbe]) -> None:
     with live_service({"AGENT_API_KEYS": "right-key"}) as service:
-        probe = open_page(service, ready=False)
+        probe = open_page(service.base_url, ready=False)
         page = probe.page
         dialog = page.locator("#key-dialog")
         expect(dialog).to_be_visible()  # the page loaded; the API said 401
@@ -397,7 +398,7 @@ def test_without_a_key_the_page_loads_and_the_api_answers_401(
     open_page: Callable[..., PageProbe],
 ) -> None:
     with live_service({"AGENT_API_KEYS": "right-key"}) as service:
-        page = open_page(service, ready=False).page
+        page = open_page(service.base_url, ready=False).page
         page.get_by_role("button", name="Cancel").click()
         expect(page.locator("#key-button")).to_be_visible()
         send(page, "Hello")
@@ -411,7 +412,9 @@ def test_without_a_key_the_page_loads_and_the_api_answers_401(
 
 def test_phone_width_in_dark_mode(open_page: Callable[..., PageProbe]) -> None:
     with live_service() as service:
-        page = open_page(service, viewport={"width": 390, "height": 800}, color_scheme="dark").page
+        page = open_page(
+            service.base_url, viewport={"width": 390, "height": 800}, color_scheme="dark"
+        ).page
         send(page, "Hello from a phone")
         expect(page.locator("article.turn").last).to_have_attribute("data-status", "completed")
         # Nothing wider than the screen; the sidebar waits behind its button.
@@ -503,7 +506,7 @@ def test_reasoning_and_mcp_calls_are_shown_collapsed(
     open_page: Callable[..., PageProbe],
 ) -> None:
     with live_service() as service:
-        page = open_page(service).page
+        page = open_page(service.base_url).page
         module = page.locator("script[type=module]").get_attribute("src")
         assert module is not None
         state = page.evaluate(
@@ -544,3 +547,23 @@ def test_reasoning_and_mcp_calls_are_shown_collapsed(
         )
         expect(calls.first.locator(".tool-result")).to_have_text("3 pages found")
         expect(probe.locator("img")).to_have_count(0)
+
+
+def test_the_page_works_with_two_gunicorn_workers(
+    open_page: Callable[..., PageProbe], tmp_path: Path
+) -> None:
+    port = free_port()
+    args = [str(BIN / "agent-server"), "--port", str(port), "--workers", "2"]
+    with running_server(args, {"AGENT_TRACING": "false"}, tmp_path / "server.log", port) as server:
+        # Every worker names the same build, so a page from one loads its files from any.
+        limits = httpx.Limits(max_keepalive_connections=0)
+        with httpx.Client(base_url=server.base_url, limits=limits, timeout=30) as client:
+            pages = {client.get("/").text for _ in range(8)}
+        assert len(pages) == 1
+        page = open_page(server.base_url).page
+        send(page, "Hello")
+        expect(page.locator("article.turn").last).to_have_attribute("data-status", "completed")
+        page.reload()
+        send(page, "Again")
+        expect(page.locator("article.turn")).to_have_count(2)
+        expect(page.locator("article.turn").last).to_have_attribute("data-status", "completed")
