@@ -8,16 +8,21 @@ what the tests start from. A malformed value fails loudly with the variable's na
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Literal, TypeVar
+from typing import Literal, TypeVar, get_args
 
 from agent_service.protocols.registry import TASK_NAMES, TaskName
 
 ModelBackend = Literal["offline", "openai", "databricks"]
-BACKENDS: tuple[ModelBackend, ...] = ("offline", "openai", "databricks")
+BACKENDS: tuple[ModelBackend, ...] = get_args(ModelBackend)
 
 MIB = 1024 * 1024
+# The default agent is one example of what AGENT names: a factory of a LangGraph graph.
+DEFAULT_AGENT = "agent_service.agents.default_graph:build_graph"
+# `package.module` or `package.module:attribute` (attribute may be dotted).
+_AGENT_SPEC = re.compile(r"^[A-Za-z_][\w.]*(:[A-Za-z_][\w.]*)?$")
 
 
 class SettingsError(ValueError):
@@ -39,6 +44,9 @@ class DatabricksAuth:
 @dataclass(frozen=True, slots=True)
 class Settings:
     # --- the agent ---
+    # What to serve, `package.module:attribute`: a compiled LangGraph graph, a factory of
+    # one, @invoke/@stream functions, an MLflow agent class (agents/loader.py).
+    agent: str = DEFAULT_AGENT
     agent_name: str = "agent-service"
     task: TaskName = "agent/v1/chat"
     # The version reported by /agent/info; empty means "the package version".
@@ -120,6 +128,7 @@ class Settings:
             else next(option for option in BACKENDS if option == chosen)
         )
         settings = cls(
+            agent=reader.agent_spec("AGENT", defaults.agent),
             agent_name=reader.text("AGENT_NAME", defaults.agent_name),
             task=reader.choice("AGENT_TASK", TASK_NAMES, defaults.task),
             agent_version=reader.text("AGENT_VERSION"),
@@ -235,6 +244,17 @@ class _Reader:
             if raw == option:
                 return option
         raise SettingsError(f"{name}={raw!r}: expected one of {', '.join(allowed)}")
+
+    def agent_spec(self, name: str, default: str) -> str:
+        raw = self.optional(name)
+        if raw is None:
+            return default
+        if not _AGENT_SPEC.match(raw):
+            raise SettingsError(
+                f"{name}={raw!r}: expected package.module:attribute, for example "
+                "my_agent.graph:graph"
+            )
+        return raw
 
     def names(self, name: str) -> tuple[str, ...]:
         """A comma-separated list, without blanks or repeats, in the given order."""

@@ -1,5 +1,8 @@
 """The chat model behind the agent, chosen by settings: offline, OpenAI-compatible, Databricks.
 
+`BACKENDS` maps each `MODEL_BACKEND` value to the function that builds it; a new backend is
+one function and one entry (and its name in `settings.BACKENDS`).
+
 Built once per worker (in the app's cleanup context), never per request and never at import.
 Anything that can block — databricks-sdk resolving credentials, refreshing an OAuth token —
 runs in a thread, so the event loop keeps serving.
@@ -9,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -19,7 +23,7 @@ from langchain_openai.chat_models.base import BaseChatOpenAI
 from pydantic import SecretStr
 
 from agent_service.models.offline import OFFLINE_MODEL_NAME, OfflineChatModel, ScriptedTurn
-from agent_service.settings import Settings
+from agent_service.settings import ModelBackend, Settings
 
 if TYPE_CHECKING:
     from databricks.sdk.core import Config
@@ -46,10 +50,11 @@ class ChatModelBackend:
 
 
 async def build_chat_model(settings: Settings) -> ChatModelBackend:
-    if settings.backend == "databricks":
-        return await _databricks(settings)
-    if settings.backend == "openai":
-        return _openai_compatible(settings)
+    """The configured backend's model (once per worker: it may resolve credentials)."""
+    return await BACKENDS[settings.backend](settings)
+
+
+async def _offline(settings: Settings) -> ChatModelBackend:
     script = _load_script(settings.offline_script) if settings.offline_script else ()
     model = OfflineChatModel(token_delay_s=settings.offline_token_delay_s, script=script)
     endpoint = OFFLINE_MODEL_NAME + (f" (script: {settings.offline_script})" if script else "")
@@ -68,7 +73,7 @@ def _load_script(path: str) -> tuple[ScriptedTurn, ...]:
         ) from exc
 
 
-def _openai_compatible(settings: Settings) -> ChatModelBackend:
+async def _openai_compatible(settings: Settings) -> ChatModelBackend:
     model = _chat_openai(
         settings,
         model=settings.openai_model,
@@ -115,6 +120,13 @@ async def _databricks(settings: Settings) -> ChatModelBackend:
     )
     endpoint = f"{base_url} ({settings.databricks_endpoint}, auth: {config.auth_type})"
     return ChatModelBackend(model=model, kind="databricks", endpoint=endpoint)
+
+
+BACKENDS: dict[ModelBackend, Callable[[Settings], Awaitable[ChatModelBackend]]] = {
+    "offline": _offline,
+    "openai": _openai_compatible,
+    "databricks": _databricks,
+}
 
 
 class DatabricksToken:
