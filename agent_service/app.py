@@ -1,20 +1,21 @@
 """The application factory: the only place that wires the service together.
 
 gunicorn's aiohttp worker calls `create_app()` with no arguments in each worker process;
-tests call it with their own settings and, where they need one, their own graph.
+tests call it with their own settings and, where they need one, their own agent (anything
+`AGENT` could name: a graph, a factory, @invoke/@stream functions, an MLflow agent).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from contextlib import AsyncExitStack
 from importlib.metadata import PackageNotFoundError, version
 
 from aiohttp import web
 
-from agent_service.agents.default_graph import AgentGraph, build_graph
-from agent_service.agents.tools import select_tools
+from agent_service.agents.loader import import_target, load_agent
 from agent_service.http import views
 from agent_service.http.admission import RequestGate, admission_middleware
 from agent_service.http.middlewares import (
@@ -29,7 +30,6 @@ from agent_service.http.security import add_cors_headers, auth_middleware, cors_
 from agent_service.http.ui import setup_ui
 from agent_service.http.validation import body_middleware
 from agent_service.keys import AGENT, ENDPOINTS, GATE, METRICS, OPENAPI, SCHEMAS, SETTINGS
-from agent_service.models.backends import build_chat_model
 from agent_service.observability.metrics import Metrics
 from agent_service.observability.tracing import start_tracer
 from agent_service.observability.versioning import version_name
@@ -41,7 +41,7 @@ log = logging.getLogger(__name__)
 
 
 async def create_app(
-    settings: Settings | None = None, *, graph: AgentGraph | None = None
+    settings: Settings | None = None, *, agent: object | None = None
 ) -> web.Application:
     settings = settings or Settings.from_env()
     app = web.Application(
@@ -68,12 +68,7 @@ async def create_app(
     app[GATE] = RequestGate(settings.max_concurrent_requests, settings.request_deadline_s)
     # Checked here, at start-up: a broken schema file stops the worker, not a request.
     app[SCHEMAS] = bundled()
-    app[AGENT] = AgentRuntime(
-        version="",
-        mlflow_version=_package_version("mlflow-skinny"),
-        graph=graph,
-        backend_kind="injected" if graph is not None else "",
-    )
+    app[AGENT] = AgentRuntime(version="", mlflow_version=_package_version("mlflow-skinny"))
     by_path = agent_endpoints(settings.task)
     app[ENDPOINTS] = {
         app.router.add_post(path, views.invoke_agent): endpoint
@@ -90,7 +85,7 @@ async def create_app(
     app.on_response_prepare.append(add_cors_headers)
     app.on_shutdown.append(_drain)
     app.cleanup_ctx.append(_tracing_context)
-    app.cleanup_ctx.append(_agent_context)
+    app.cleanup_ctx.append(_agent_context(agent))
     return app
 
 
@@ -113,23 +108,39 @@ async def _tracing_context(app: web.Application) -> AsyncIterator[None]:
     await agent.tracer.close()
 
 
-async def _agent_context(app: web.Application) -> AsyncIterator[None]:
-    """Build the chat model and compile the graph once per worker."""
-    settings = app[SETTINGS]
-    agent = app[AGENT]
-    if agent.graph is None:
-        backend = await build_chat_model(settings)
-        agent.graph = build_graph(backend.model, select_tools(settings.agent_tools))
-        agent.backend_kind = backend.kind
-        agent.backend_endpoint = backend.endpoint
-    log.info(
-        "Serving %s (%s) on the %s model backend: %s",
-        settings.agent_name,
-        settings.task,
-        agent.backend_kind,
-        agent.backend_endpoint or "-",
-    )
-    yield
+def _agent_context(
+    target: object | None,
+) -> Callable[[web.Application], AsyncIterator[None]]:
+    async def agent_context(app: web.Application) -> AsyncIterator[None]:
+        """Load the agent once per worker (AGENT, unless one was given); close what it
+        opened when the worker stops."""
+        settings = app[SETTINGS]
+        runtime = app[AGENT]
+        async with AsyncExitStack() as resources:
+            loaded = await load_agent(
+                import_target(settings.agent) if target is None else target, settings, resources
+            )
+            runtime.agent = loaded.agent
+            if loaded.backend is not None:
+                runtime.backend_kind = loaded.backend.kind
+                runtime.backend_endpoint = loaded.backend.endpoint
+            else:
+                runtime.backend_kind = AGENT_DEFINED_MODEL
+            log.info(
+                "Serving %s (%s) on the %s model backend: %s; the agent: %s",
+                settings.agent_name,
+                settings.task,
+                runtime.backend_kind,
+                runtime.backend_endpoint or "-",
+                runtime.agent.kind,
+            )
+            yield
+
+    return agent_context
+
+
+# The backend reported when the agent chose its model itself (nothing configured was used).
+AGENT_DEFINED_MODEL = "agent-defined"
 
 
 def _package_version(name: str) -> str:

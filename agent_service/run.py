@@ -1,9 +1,11 @@
-"""What one request hands the agent: the conversation and the run options.
+"""What one request hands the agent: the conversation, the run options, the request itself.
 
 The vocabulary between the protocol modules (which build an `AgentRun` from a request) and
 the agents (which run it). Request-scoped data travels here, never in globals: the model
 parameters the client asked for, MLflow's `custom_inputs` and `context`, the tools the client
-offered. A LangGraph graph reads the options from its run config with `RunOptions.of(config)`.
+offered. A LangGraph graph reads the options from its run config with `RunOptions.of(config)`;
+agents written against a protocol's own types (`@invoke`/`@stream` functions, MLflow agent
+classes) get the request as the client sent it (`AgentRun.request`).
 """
 
 from __future__ import annotations
@@ -61,8 +63,25 @@ class RunOptions:
 
 
 @dataclass(frozen=True, slots=True)
+class WireRequest:
+    """The request as its client sent it: the protocol (task name) it arrived in, the
+    validated body and the request headers."""
+
+    task: str
+    body: Mapping[str, Any]
+    # Case-insensitive, as received: the caller's credentials included, for this request
+    # only. Never logged or traced.
+    headers: Mapping[str, str] = field(default_factory=dict, repr=False)
+
+    def agent_body(self) -> dict[str, Any]:
+        """The body an agent sees: without `stream`, which belongs to the transport."""
+        return {key: value for key, value in self.body.items() if key != "stream"}
+
+
+@dataclass(frozen=True, slots=True)
 class AgentRun:
-    """One request's input for the agent: the conversation and the run options."""
+    """One request's input for the agent: the conversation, the run options and the request."""
 
     messages: Sequence[BaseMessage]
     options: RunOptions
+    request: WireRequest = field(default_factory=lambda: WireRequest(task="", body={}))

@@ -9,7 +9,6 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from pytest_aiohttp import AiohttpClient, AiohttpServer
 
-from agent_service.agents.default_graph import AgentGraph
 from agent_service.app import create_app
 from agent_service.settings import Settings
 from tests.fakes.openai_server import FakeOpenAI
@@ -28,9 +27,13 @@ def make_service(aiohttp_client: AiohttpClient) -> ServiceFactory:
     """Start the service from `create_app` with settings from an environment mapping."""
 
     async def start(
-        env: Mapping[str, str] | None = None, *, graph: AgentGraph | None = None
+        env: Mapping[str, str] | None = None,
+        *,
+        agent: object | None = None,
+        graph: object | None = None,
     ) -> TestClient[Any, Any]:
-        app = await create_app(settings_for(env), graph=graph)
+        """`agent`: anything AGENT may name (`graph` is the same, for older tests)."""
+        app = await create_app(settings_for(env), agent=agent if agent is not None else graph)
         return await aiohttp_client(app)
 
     return start

@@ -105,7 +105,7 @@ async def sdk_for(
     aiohttp_server: AiohttpServer, script: tuple[ScriptedTurn, ...], task: str = "agent/v1/chat"
 ) -> openai.AsyncOpenAI:
     graph = build_graph(OfflineChatModel(script=script), select_tools(("calculator",)))
-    app = await create_app(settings_for({"AGENT_TASK": task}), graph=graph)
+    app = await create_app(settings_for({"AGENT_TASK": task}), agent=graph)
     server = await aiohttp_server(app)
     return openai.AsyncOpenAI(base_url=str(server.make_url("/v1")), api_key="k", max_retries=0)
 

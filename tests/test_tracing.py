@@ -105,7 +105,7 @@ async def test_a_request_leaves_one_trace_with_its_span_tree(traced_service: Sta
     metadata = trace.info.trace_metadata
     assert metadata["agent_service.request_id"] == "req-1"
     assert metadata["agent_service.task"] == "agent/v1/chat"
-    assert metadata["agent_service.model_backend"] == "injected"
+    assert metadata["agent_service.model_backend"] == "agent-defined"
     assert metadata["mlflow.trace.session"] == "conv-7"
     assert metadata["mlflow.trace.user"] == "ada"
     info = await (await client.get("/agent/info")).json()

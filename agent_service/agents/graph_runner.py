@@ -50,6 +50,20 @@ _FINISH_REASONS = frozenset(get_args(FinishReason))
 _STREAM_MODES: list[StreamMode] = ["messages", "updates"]
 
 
+class GraphAgent:
+    """A compiled LangGraph graph behind the agent interface."""
+
+    def __init__(self, graph: AgentGraph) -> None:
+        self.graph = graph
+        self.kind = f"LangGraph graph {graph.name!r}"
+
+    async def invoke(self, run: AgentRun) -> list[Event]:
+        return await invoke(self.graph, run)
+
+    def stream(self, run: AgentRun) -> AsyncIterator[Event]:
+        return stream(self.graph, run)
+
+
 async def invoke(graph: AgentGraph, run: AgentRun) -> list[Event]:
     """Run the graph to completion; the events of everything it added to the conversation."""
     try:

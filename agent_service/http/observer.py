@@ -5,6 +5,8 @@ cancelled by the client, hit its deadline or was stopped by a shutdown."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from contextlib import AbstractContextManager
 
 from agent_service.errors import RUN_STOPPED, ServiceError, UpstreamError
 from agent_service.events import Event, RunEnded, RunFailed, TextDelta, ToolCallStarted
@@ -53,6 +55,11 @@ class RunObserver:
             self.trace.end(self.reducer.result())
             if self._trace_return.wants_trace:
                 self._trace_return.trace = await self.trace.fetch()
+
+    def activated(self) -> AbstractContextManager[None]:
+        """While the agent runs, the request's trace is the current one: spans the agent
+        opens with MLflow's API, and `mlflow.update_current_trace`, land in it."""
+        return self.trace.activated() if self.trace is not None else contextlib.nullcontext()
 
     def sent(self, frames: int) -> None:
         self._events_sent += frames

@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 from typing import Any
 
 from aiohttp import web
 
-from agent_service.agents import graph_runner as runner
-from agent_service.http.admission import RunScope
-from agent_service.http.answer import stopped_by, stream_answer
+from agent_service.http.answer import answer, json_response
 from agent_service.http.middlewares import route_label
 from agent_service.http.observer import RunObserver
-from agent_service.http.sse import EventStream
-from agent_service.jsonio import dumps
 from agent_service.keys import (
     AGENT,
     BODY,
@@ -35,16 +30,13 @@ from agent_service.protocols.base import RequestContext, TraceReturn
 RETURN_TRACE_ID_HEADER = "x-mlflow-return-trace-id"
 
 
-def json_response(body: Any, status: int = 200) -> web.Response:
-    return web.Response(body=dumps(body), status=status, content_type="application/json")
-
-
 async def invoke_agent(request: web.Request) -> web.StreamResponse:
+    """Every agent route: the protocol prepares the run, `answer` runs it and answers."""
     settings = request.app[SETTINGS]
     endpoint = request[ENDPOINT]
     body = request[BODY]
-    agent = request.app[AGENT]
-    graph = agent.require_graph()
+    runtime = request.app[AGENT]
+    agent = runtime.require_agent()
     trace = _start_trace(request, endpoint.task.name, body)
     if trace is not None:
         request[TRACE_ID] = trace.trace_id
@@ -55,6 +47,7 @@ async def invoke_agent(request: web.Request) -> web.StreamResponse:
         callbacks=(trace.recorder,) if trace else (),
         trace_return=trace_return,
         user_token=request.get(USER_TOKEN),
+        headers=request.headers,
     )
     exchange = endpoint.task.exchange(body, context)
     observer = RunObserver(
@@ -65,39 +58,7 @@ async def invoke_agent(request: web.Request) -> web.StreamResponse:
         route=route_label(request),
         started=request[STARTED],
     )
-    gate = request.app[GATE]
-    if body.get("stream") is True:
-        stream = EventStream(
-            request,
-            endpoint.framing,
-            heartbeat_s=settings.sse_heartbeat_s,
-            write_timeout_s=settings.sse_write_timeout_s,
-        )
-        streamed = runner.stream(graph, exchange.run)
-        return await stream_answer(stream, exchange, streamed, observer, gate)
-    scope: RunScope | None = None
-    try:
-        async with gate.run_scope() as scope:
-            events = await runner.invoke(graph, exchange.run)
-    except Exception as exc:
-        error = observer.stop(stopped_by(scope, exc))
-        assert error is not None
-        if error is exc:
-            raise
-        raise error from exc
-    except asyncio.CancelledError as cancelled:
-        observer.stop(cancelled)
-        raise
-    if observer.reducer is not None:
-        # Traced: the observer reduces the events for the trace; its answer is the body.
-        for event in events:
-            await observer.observe(event)
-        return json_response(observer.reducer.result())
-    reducer = exchange.reducer()
-    for event in events:
-        reducer.add(event)
-        await observer.observe(event)
-    return json_response(reducer.result())
+    return await answer(request, agent, exchange, observer, streamed=body.get("stream") is True)
 
 
 def _start_trace(request: web.Request, task: str, body: dict[str, Any]) -> RequestTrace | None:
@@ -137,10 +98,10 @@ async def health(request: web.Request) -> web.Response:
 
 
 async def ready(request: web.Request) -> web.Response:
-    """Readiness: the graph is built and the worker is not draining (503 after SIGTERM)."""
-    agent = request.app[AGENT]
+    """Readiness: the agent is loaded and the worker is not draining (503 after SIGTERM)."""
+    runtime = request.app[AGENT]
     gate = request.app[GATE]
-    if agent.graph is None or gate.draining:
+    if runtime.agent is None or gate.draining:
         status = "draining" if gate.draining else "starting"
         return json_response({"status": status, "pid": os.getpid()}, status=503)
     return json_response({"status": "ready", "pid": os.getpid(), "in_flight": gate.in_flight})

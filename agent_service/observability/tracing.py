@@ -29,6 +29,7 @@ import mlflow
 from mlflow.entities import LiveSpan, LoggedModelStatus, SpanStatusCode, SpanType
 from mlflow.entities.span import NoOpSpan
 from mlflow.tracing.constant import TraceMetadataKey
+from mlflow.tracing.provider import safe_set_span_in_context
 from mlflow.tracking import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_MODEL_IS_EXTERNAL
 
@@ -181,6 +182,13 @@ class RequestTrace:
     @property
     def trace_id(self) -> str:
         return str(self._root.trace_id)
+
+    @contextlib.contextmanager
+    def activated(self) -> Iterator[None]:
+        """The root span as the current span (in this task, and in threads started with a
+        copy of its context): what the agent's own MLflow spans nest under."""
+        with safe_set_span_in_context(self._root):
+            yield
 
     def end(
         self, output: Any, *, reason: str = "completed", error: ServiceError | None = None

@@ -15,7 +15,7 @@ from langchain_core.callbacks import BaseCallbackHandler
 
 from agent_service.events import Event
 from agent_service.protocols.registry import TaskName
-from agent_service.run import AgentRun
+from agent_service.run import AgentRun, WireRequest
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +49,11 @@ class RequestContext:
     trace_return: TraceReturn = field(default_factory=TraceReturn)
     # The caller's own token (Databricks Apps user authorization), for this request only.
     user_token: str | None = field(default=None, repr=False)
+    # The request headers, for agents that read them themselves.
+    headers: Mapping[str, str] = field(default_factory=dict, repr=False)
+
+    def wire_request(self, task: str, body: Mapping[str, Any]) -> WireRequest:
+        return WireRequest(task, body, self.headers)
 
 
 class Encoder(Protocol):

@@ -48,7 +48,12 @@ class ChatAgentTask:
         ]
         options = run_options(body, context, model_params={})
         return ChatAgentExchange(
-            AgentRun(messages_from_openai(messages), options), context.trace_return
+            AgentRun(
+                messages_from_openai(messages),
+                options,
+                context.wire_request(self.name, body),
+            ),
+            context.trace_return,
         )
 
 

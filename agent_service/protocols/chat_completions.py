@@ -72,7 +72,11 @@ class ChatCompletionsTask:
         )
         stream_options = body.get("stream_options") or {}
         return ChatCompletionsExchange(
-            run=AgentRun(messages_from_openai(body["messages"]), options),
+            run=AgentRun(
+                messages_from_openai(body["messages"]),
+                options,
+                context.wire_request(self.name, body),
+            ),
             completion_id=f"chatcmpl-{new_id()}",
             created=int(time.time()),
             model=str(body.get("model") or context.agent_name),

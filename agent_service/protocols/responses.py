@@ -84,7 +84,7 @@ class ResponsesTask:
                 echoed[key] = default
         echoed["tools"] = [_echo_tool(tool) for tool in body.get("tools") or ()]
         return ResponsesExchange(
-            run=AgentRun(messages_from_input(body), options),
+            run=AgentRun(messages_from_input(body), options, context.wire_request(self.name, body)),
             response_id=f"resp_{new_id()}",
             created_at=int(time.time()),
             model=str(body.get("model") or context.agent_name),
