@@ -567,3 +567,90 @@ def test_the_page_works_with_two_gunicorn_workers(
         send(page, "Again")
         expect(page.locator("article.turn")).to_have_count(2)
         expect(page.locator("article.turn").last).to_have_attribute("data-status", "completed")
+
+
+def test_a_reload_mid_answer_keeps_the_question_and_says_the_answer_was_cut(
+    open_page: Callable[..., PageProbe],
+) -> None:
+    with live_service(fake_openai=True) as service:
+        fake = service.fake
+        assert fake is not None
+        fake.behaviour = Behaviour(pause_after_chunks=2)
+        page = open_page(service.base_url).page
+        send(page, "A long question")
+        service.wait(lambda: fake.paused)
+        expect(last_answer(page)[1]).to_have_text("Hello")
+        page.reload()
+        expect(page.locator("#app")).to_have_attribute("data-ready", "true")
+        expect(page.locator(".bubble")).to_have_text(["A long question"])
+        expect(page.locator("article.turn .note")).to_have_text(
+            "The page was closed or reloaded before the answer was complete."
+        )
+        service.wait(lambda: fake.cancelled)  # leaving the page stopped the run too
+
+
+_LINK = 'target="_blank" rel="noopener noreferrer nofollow"'
+MARKDOWN = [
+    (
+        "# H1\n\nSome *em*, **strong**, ~~del~~ and _u_.",
+        "<h1>H1</h1><p>Some <em>em</em>, <strong>strong</strong>, <del>del</del> and "
+        "<em>u</em>.</p>",
+    ),
+    ("snake_case_word", "<p>snake_case_word</p>"),
+    ("- a\n  - b\n  - c\n- d", "<ul><li>a<ul><li>b</li><li>c</li></ul></li><li>d</li></ul>"),
+    ("3. x\n4. y", '<ol start="3"><li>x</li><li>y</li></ol>'),
+    ("1. one\n\n   more\n2. two", "<ol><li><p>one</p><p>more</p></li><li><p>two</p></li></ol>"),
+    ("text\n- item", "<p>text</p><ul><li>item</li></ul>"),
+    ("`` a ` b ``", "<p><code>a ` b</code></p>"),
+    ("\\*not em\\*", "<p>*not em*</p>"),
+    ("a  \nb", "<p>a<br>b</p>"),
+    ("## Title ##", "<h2>Title</h2>"),
+    ("---", "<hr>"),
+    ("> quote\n> more", "<blockquote><p>quote\nmore</p></blockquote>"),
+    ("**bold *nested* end**", "<p><strong>bold <em>nested</em> end</strong></p>"),
+    (
+        "a | b\n--- | ---\n1 | 2",
+        '<div class="table-wrapper"><table><thead><tr><th>a</th><th>b</th></tr></thead>'
+        "<tbody><tr><td>1</td><td>2</td></tr></tbody></table></div>",
+    ),
+    (
+        # An unclosed fence, as while the answer streams in: code so far.
+        "```js\nlet x",
+        '<div class="code-block"><div class="code-language">js</div>'
+        '<pre><code data-language="js">let x</code></pre></div>',
+    ),
+    (
+        "see https://example.com/a_b.",
+        f'<p>see <a href="https://example.com/a_b" {_LINK}>https://example.com/a_b</a>.</p>',
+    ),
+    (
+        "[w](https://en.wikipedia.org/wiki/Foo_(bar))",
+        f'<p><a href="https://en.wikipedia.org/wiki/Foo_(bar)" {_LINK}>w</a></p>',
+    ),
+    ("<mailto:a@b.c>", f'<p><a href="mailto:a@b.c" {_LINK}>mailto:a@b.c</a></p>'),
+    (
+        "[rel](/v1/responses) [ftp](ftp://x) [js](javascript:alert(1))",
+        '<p><span class="unsafe-link">rel</span> <span class="unsafe-link">ftp</span> '
+        '<span class="unsafe-link">js</span></p>',
+    ),
+]
+
+
+def test_markdown_renders_the_subset_models_write(open_page: Callable[..., PageProbe]) -> None:
+    with live_service() as service:
+        page = open_page(service.base_url).page
+        module = page.locator("script[type=module]").get_attribute("src")
+        assert module is not None
+        rendered = page.evaluate(
+            """async ([module, sources]) => {
+                const url = new URL(module.replace('main.js', 'markdown.js'), document.baseURI);
+                const { renderMarkdown } = await import(url);
+                return sources.map((source) => {
+                    const box = document.createElement('div');
+                    box.append(renderMarkdown(source));
+                    return box.innerHTML;  // serialised for comparison, never assigned
+                });
+            }""",
+            [module, [source for source, _ in MARKDOWN]],
+        )
+        assert rendered == [html for _, html in MARKDOWN]

@@ -122,7 +122,8 @@ function drawFooter(footer, turn) {
   if (answer.error) parts.push(errorNode(turn));
   const done = answer.status === 'completed' || answer.status === 'incomplete';
   if (done && answer.traceId && state.session.feedback) {
-    parts.push(feedbackBar(answer, state.session, () => saveConversation()));
+    const conversation = state.conversation;
+    parts.push(feedbackBar(answer, state.session, () => saveConversation(conversation)));
   }
   footer.replaceChildren(...parts);
 }
@@ -131,7 +132,9 @@ function errorNode(turn) {
   const { error } = turn.answer;
   const box = el('div', 'error');
   box.setAttribute('role', 'alert');
-  box.append(el('p', 'error-message', error.message));
+  // The service ends its messages with "(request id: …)"; the id is shown on its own line.
+  const message = error.requestId ? error.message.replace(` (request id: ${error.requestId})`, '') : error.message;
+  box.append(el('p', 'error-message', message));
   const details = [];
   if (error.code) details.push(`code ${error.code}`);
   if (error.requestId) details.push(`request id ${error.requestId}`);
@@ -195,6 +198,8 @@ async function answerTurn(turn) {
   state.running = { turn, controller };
   setBusy(true);
   announce('The agent is answering…');
+  // Kept from the start: a reload mid-answer still has the question (see `interrupted`).
+  saveConversation(conversation);
   let frame = 0;
   const redraw = () => {
     frame = 0;
@@ -241,7 +246,7 @@ async function answerTurn(turn) {
     view.article.dataset.status = answer.status;
   }
   announce(answer.status === 'completed' ? 'Answer complete.' : answer.status === 'stopped' ? 'Stopped.' : answer.error ? `Error: ${answer.error.message}` : '');
-  if (conversation === state.conversation) await saveConversation();
+  await saveConversation(conversation);
 }
 
 function stop() {
@@ -262,10 +267,11 @@ async function retry(turn) {
 
 // ---- conversations ----
 
-async function saveConversation() {
-  if (!state.conversation) return;
+/** Stores `conversation` (by default the one on screen) and redraws the sidebar. */
+async function saveConversation(conversation = state.conversation) {
+  if (!conversation) return;
   try {
-    await state.store.save(state.conversation);
+    await state.store.save(conversation);
   } catch {
     announce('This conversation could not be saved: the browser storage is full. Delete old conversations.');
   }
@@ -294,9 +300,17 @@ async function openFromHash() {
   if (state.conversation && state.conversation.id === id) return;
   stop();
   const conversation = id ? await state.store.load(id) : null;
+  conversation?.turns.forEach(interrupted);
   showConversation(conversation);
   if (id && !conversation) history.replaceState(null, '', location.pathname + location.search);
   await refreshSidebar();
+}
+
+/** An answer stored while it was streaming was cut by a reload or a closed tab. */
+function interrupted(turn) {
+  if (turn.answer.status !== 'in_progress') return;
+  turn.answer.status = 'interrupted';
+  turn.answer.note = 'The page was closed or reloaded before the answer was complete.';
 }
 
 function newChat() {
