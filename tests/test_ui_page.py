@@ -528,9 +528,18 @@ def test_reasoning_and_mcp_calls_are_shown_collapsed(
         )
         assert state["status"] == "completed"
         assert state["traceId"] == "tr-9"
-        # Reasoning and MCP calls are shown, not sent back as history.
+        # Reasoning stays out of the history; the MCP calls go back as function calls.
         assert state["input"] == [
             {"type": "message", "role": "user", "content": "hi"},
+            {
+                "type": "function_call",
+                "call_id": "mcp_1",
+                "name": "search",
+                "arguments": '{"query": "<img src=x onerror=alert(1)>"}',
+            },
+            {"type": "function_call_output", "call_id": "mcp_1", "output": "3 pages found"},
+            {"type": "function_call", "call_id": "mcp_2", "name": "fetch", "arguments": "{}"},
+            {"type": "function_call_output", "call_id": "mcp_2", "output": "page not found"},
             {"type": "message", "role": "user", "content": "next"},
         ]
         probe = page.locator("#probe")
@@ -654,3 +663,37 @@ def test_markdown_renders_the_subset_models_write(open_page: Callable[..., PageP
             [module, [source for source, _ in MARKDOWN]],
         )
         assert rendered == [html for _, html in MARKDOWN]
+
+
+def test_a_conversation_with_tool_calls_continues(
+    open_page: Callable[..., PageProbe], tmp_path: Path
+) -> None:
+    script = tmp_path / "script.json"
+    script.write_text(
+        json.dumps(
+            [
+                {
+                    "text": "Let me compute.",
+                    "tool_calls": [{"name": "calculator", "arguments": {"expression": "6*7"}}],
+                },
+                {"text": "It is 42."},
+            ]
+        )
+    )
+    env = {"AGENT_TOOLS": "calculator", "OFFLINE_SCRIPT": str(script)}
+    with live_service(env) as service:
+        page = open_page(service.base_url).page
+        for question in ("What is 6*7?", "And again?"):
+            send(page, question)
+            article, body = last_answer(page)
+            expect(article).to_have_attribute("data-status", "completed")
+            # The tool call, collapsed, with its arguments and result inside.
+            tool = article.locator("details.tool")
+            expect(tool.locator(".tool-name")).to_have_text("calculator")
+            expect(tool).not_to_have_attribute("open", "")
+            tool.locator("summary").click()
+            expect(tool.locator(".tool-result")).to_have_text("42")
+            expect(body).to_contain_text("It is 42.")
+        # The second answer completed: the service took the history the page sent, the first
+        # turn's tool call and result included.
+        expect(page.locator("article.turn")).to_have_count(2)

@@ -72,23 +72,29 @@ export class LocalConversations {
 /**
  * The Responses input for the next turn: every earlier turn's user message and what the agent
  * answered (its messages, and the tool calls it completed with their results), then `text`.
- * Failed answers are left out; stopped ones keep what was shown.
+ * The agent's MCP calls go back as function calls with their outputs (the request schema
+ * takes those); reasoning stays out. Failed answers are left out; stopped ones keep what was
+ * shown.
  */
 export function historyInput(turns, text) {
   const input = [];
   for (const turn of turns) {
     input.push({ type: 'message', role: 'user', content: turn.user });
     if (turn.answer.status === 'failed') continue;
-    const outputs = new Set(turn.answer.items.filter((i) => i?.type === 'function_call_output').map((i) => i.call_id));
-    for (const item of turn.answer.items) {
-      if (!item) continue;
+    const items = turn.answer.items.filter(Boolean);
+    const called = new Set(items.filter((i) => i.type === 'function_call').map((i) => i.call_id));
+    const answered = new Set(items.filter((i) => i.type === 'function_call_output').map((i) => i.call_id));
+    for (const item of items) {
       if (item.type === 'message') {
         const said = messageText(item);
         if (said) input.push({ type: 'message', role: 'assistant', content: [{ type: 'output_text', text: said }] });
-      } else if (item.type === 'function_call' && outputs.has(item.call_id)) {
+      } else if (item.type === 'function_call' && answered.has(item.call_id)) {
         input.push({ type: 'function_call', call_id: item.call_id, name: item.name, arguments: item.arguments ?? '' });
-      } else if (item.type === 'function_call_output') {
+      } else if (item.type === 'function_call_output' && called.has(item.call_id)) {
         input.push({ type: 'function_call_output', call_id: item.call_id, output: String(item.output ?? '') });
+      } else if (item.type === 'mcp_call' && item.status !== 'in_progress' && item.status !== 'calling') {
+        input.push({ type: 'function_call', call_id: item.id, name: item.name, arguments: item.arguments || '{}' });
+        input.push({ type: 'function_call_output', call_id: item.id, output: String(item.output ?? item.error ?? '') });
       }
     }
   }
