@@ -103,9 +103,13 @@ async def _tracing_context(app: web.Application) -> AsyncIterator[None]:
         version_name, settings.version_name, settings.agent_version
     )
     agent.tracer = await start_tracer(settings, agent.version)
-    agent.tracer.watch_drops(app[METRICS].trace_drops.inc)
+    dropped = app[METRICS].traces_dropped
+    agent.tracer.count_drops(lambda reason: dropped.labels(reason).inc())
+    if (sink := agent.tracer.sink) is not None:
+        app[METRICS].watch_trace_export(sink.exporter_status)
     yield
-    await agent.tracer.close()
+    # After the drain: every trace of this worker is stored before it exits.
+    await agent.tracer.close(settings.drain_s)
 
 
 def _agent_context(

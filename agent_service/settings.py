@@ -78,6 +78,13 @@ class Settings:
     trace_sampling_ratio: float = 1.0
     # How long a worker waits for the tracking store at start-up before serving untraced.
     tracing_start_timeout_s: float = 30.0
+    # Where finished traces wait for the export process (a folder per destination under
+    # it); empty = the system's temporary folder.
+    trace_spool_dir: str = ""
+    # Unexported traces one worker may hold in the spool; past it traces are dropped, counted.
+    trace_spool_max_bytes: int = 256 * MIB
+    # The CPUs the export process runs on (e.g. "1"); empty = wherever the kernel puts it.
+    trace_exporter_cpus: str = ""
     # The name versions are logged under: `<app name>-git-<sha8>`. Default: the agent's name.
     app_name: str = ""
     # Registration of the version in Unity Catalog (`make register`).
@@ -163,6 +170,12 @@ class Settings:
             tracing_start_timeout_s=reader.number(
                 "TRACING_START_TIMEOUT_SECONDS", defaults.tracing_start_timeout_s, low=0.1
             ),
+            trace_spool_dir=reader.text("TRACE_SPOOL_DIR"),
+            trace_spool_max_bytes=reader.integer(
+                "TRACE_SPOOL_MAX_MB", defaults.trace_spool_max_bytes // MIB, low=1
+            )
+            * MIB,
+            trace_exporter_cpus=reader.cpus("TRACE_EXPORTER_CPUS"),
             app_name=reader.text("DATABRICKS_APP_NAME"),
             uc_model_name=reader.text("UC_MODEL_NAME"),
             registry_uri=reader.text("MLFLOW_REGISTRY_URI", defaults.registry_uri),
@@ -286,6 +299,13 @@ class _Reader:
             bounds = f">= {low}" if high is None else f"between {low} and {high}"
             raise SettingsError(f"{name}={value}: expected a value {bounds}")
         return value
+
+    def cpus(self, name: str) -> str:
+        """A list of CPU numbers, comma-separated."""
+        cpus = self.names(name)
+        if not all(cpu.isdigit() for cpu in cpus):
+            raise SettingsError(f"{name}={','.join(cpus)!r}: expected CPU numbers, e.g. 1 or 2,3")
+        return ",".join(cpus)
 
     def boolean(self, name: str, default: bool) -> bool:
         raw = self.optional(name)

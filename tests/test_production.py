@@ -19,7 +19,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from pytest_aiohttp import AiohttpServer
 
 from agent_service.app import create_app
-from agent_service.keys import GATE
+from agent_service.keys import AGENT, GATE
 from agent_service.models.backends import build_chat_model
 from agent_service.observability.logs import RedactingFormatter
 from tests.conftest import ServiceFactory, openai_env, settings_for
@@ -383,7 +383,8 @@ async def test_the_users_own_token_reaches_the_agent_and_nothing_else(
     assert token not in caplog.text
     import mlflow
 
-    await asyncio.to_thread(mlflow.flush_trace_async_logging)
+    assert client.app is not None
+    assert await client.app[AGENT].tracer.flush()
     trace = await asyncio.to_thread(mlflow.get_trace, response.headers["x-mlflow-trace-id"])
     assert trace is not None
     assert token not in trace.to_json()

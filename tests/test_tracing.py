@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
+import os
 import uuid
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
-import mlflow
 import pytest
 from aiohttp.test_utils import TestServer
 from mlflow.entities import Trace
@@ -17,8 +17,9 @@ from mlflow.tracking import MlflowClient
 
 from agent_service.agents.default_graph import build_graph
 from agent_service.agents.tools import select_tools
-from agent_service.keys import AGENT
+from agent_service.keys import AGENT, GATE
 from agent_service.models.offline import OfflineChatModel, ScriptedToolCall, ScriptedTurn
+from agent_service.observability.spool import EXPORTER_LOCK, prepare, spool_dir_for, try_lock
 from tests.conftest import ServiceFactory, openai_env
 from tests.fakes.openai_server import Behaviour, FakeOpenAI
 from tests.sse_decoder import decode
@@ -39,11 +40,17 @@ def tracking_uri(tmp_path_factory: pytest.TempPathFactory) -> str:
     return f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'mlflow.db'}"
 
 
+@pytest.fixture(scope="session")
+def spool_base(tmp_path_factory: pytest.TempPathFactory) -> str:
+    return str(tmp_path_factory.mktemp("spool"))
+
+
 @pytest.fixture
-def tracing_env(tracking_uri: str) -> dict[str, str]:
+def tracing_env(tracking_uri: str, spool_base: str) -> dict[str, str]:
     return {
         "AGENT_TRACING": "true",
         "MLFLOW_TRACKING_URI": tracking_uri,
+        "TRACE_SPOOL_DIR": spool_base,
         "MLFLOW_EXPERIMENT_NAME": f"test-{uuid.uuid4().hex[:12]}",
         "AGENT_VERSION": "v-test",
     }
@@ -68,21 +75,23 @@ async def traces_of(client: Client, count: int) -> list[Trace]:
     """The experiment's traces, oldest first, once `count` of them are stored. The server
     runs on this event loop: the store is read in a thread, and the wait yields to it."""
     assert client.app is not None
-    info = client.app[AGENT].tracer.status
+    tracer = client.app[AGENT].tracer
+    info = tracer.status
     store = MlflowClient(info.destination)
+    gate = client.app[GATE]
+    async with asyncio.timeout(30):
+        # A request whose client left ends its trace when its handler is cancelled.
+        while gate.in_flight:  # noqa: ASYNC110 - the gate has no event to wait on
+            await asyncio.sleep(0.01)
+    assert await tracer.flush(), "the export process stored every finished trace"
 
     def read() -> list[Trace]:
-        mlflow.flush_trace_async_logging()
         order = ["timestamp_ms ASC"]
         return list(store.search_traces(locations=[info.experiment_id], order_by=order))
 
-    deadline = time.monotonic() + 30
-    while True:
-        traces = await asyncio.to_thread(read)
-        if len(traces) >= count or time.monotonic() > deadline:
-            assert len(traces) == count, [t.info.trace_id for t in traces]
-            return traces
-        await asyncio.sleep(0.05)
+    traces = await asyncio.to_thread(read)
+    assert len(traces) == count, [t.info.trace_id for t in traces]
+    return traces
 
 
 def spans_by_name(trace: Trace) -> dict[str, Any]:
@@ -344,16 +353,30 @@ async def test_concurrent_requests_each_get_their_own_trace(traced_service: Star
         assert trace.data.spans[0].outputs == await answer.json()
 
 
-async def test_discarded_traces_are_loud(
-    traced_service: StartTraced, caplog: pytest.LogCaptureFixture
+async def test_traces_past_the_spool_cap_are_dropped_counted_and_loud(
+    traced_service: StartTraced,
+    tracing_env: dict[str, str],
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
-    client = await traced_service(())
-    # What MLflow logs when its export queue overflows (the only sign it gives).
-    logging.getLogger("mlflow.tracing.export.async_export_queue").warning(
-        "Trace export queue is full, trace will be discarded. Consider increasing ..."
-    )
-    tracing = (await (await client.get("/agent/info")).json())["tracing"]
-    assert tracing["dropped_trace_episodes"] == 1
-    metrics = await (await client.get("/metrics")).text()
-    assert "agent_trace_drop_episodes_total 1.0" in metrics
-    assert any(r.levelno == logging.ERROR and "DISCARDED" in r.getMessage() for r in caplog.records)
+    spool = spool_dir_for(tracing_env["MLFLOW_TRACKING_URI"], str(tmp_path))
+    prepare(spool)
+    # An export process that has stopped exporting: it holds the lock, writes nothing.
+    stuck = try_lock(spool / EXPORTER_LOCK)
+    assert stuck is not None
+    try:
+        client = await traced_service((), TRACE_SPOOL_DIR=str(tmp_path), TRACE_SPOOL_MAX_MB="1")
+        big = {"messages": [{"role": "user", "content": "x" * 200_000}]}
+        for _ in range(3):
+            assert (await client.post("/invocations", json=big)).status == 200
+        tracing = (await (await client.get("/agent/info")).json())["tracing"]
+        assert tracing["dropped_traces"]["spool_full"] == 1
+        metrics = await (await client.get("/metrics")).text()
+        assert 'agent_traces_dropped_total{reason="spool_full"} 1.0' in metrics
+        assert any(
+            r.levelno == logging.ERROR and "DROPPED" in r.getMessage() for r in caplog.records
+        )
+    finally:
+        os.close(stuck)
+    # The export process is back: what was kept is stored.
+    await traces_of(client, 2)

@@ -54,7 +54,7 @@ class RunObserver:
         if isinstance(event, RunEnded):
             self.trace.end(self.reducer.result())
             if self._trace_return.wants_trace:
-                self._trace_return.trace = await self.trace.fetch()
+                self._trace_return.trace = self.trace.as_returned()
 
     def activated(self) -> AbstractContextManager[None]:
         """While the agent runs, the request's trace is the current one: spans the agent

@@ -11,6 +11,9 @@ not per event: a metric update costs more than writing an event.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -19,7 +22,9 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.registry import Collector
 
 # Latency buckets from 5 ms (a rejected or cached answer) to 5 minutes (a long agent run).
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
@@ -31,6 +36,7 @@ CONTENT_TYPE = CONTENT_TYPE_LATEST
 class Metrics:
     def __init__(self, multiprocess_dir: str = "") -> None:
         self._multiprocess_dir = multiprocess_dir
+        self._export: _TraceExportCollector | None = None
         # In multi-process mode values go to files, not to a registry: register nowhere.
         registry = None if multiprocess_dir else CollectorRegistry()
         self._registry = registry
@@ -78,9 +84,11 @@ class Metrics:
             ["reason"],
             registry=registry,
         )
-        self.trace_drops = Counter(
-            "agent_trace_drop_episodes",
-            "Times MLflow discarded traces because its export queue was full",
+        self.traces_dropped = Counter(
+            "agent_traces_dropped",
+            "Traces of answered requests not recorded: spool_full (the export process fell "
+            "behind), unserialisable",
+            ["reason"],
             registry=registry,
         )
         self.rejections = Counter(
@@ -90,10 +98,52 @@ class Metrics:
             registry=registry,
         )
 
+    def watch_trace_export(self, status: Callable[[], Mapping[str, Any] | None]) -> None:
+        """Also report what the trace export process says it did (one process for every
+        worker: its figures are read from its status file, not summed)."""
+        self._export = _TraceExportCollector(status)
+        if self._registry is not None:
+            self._registry.register(self._export)
+
     def render(self) -> bytes:
         if self._multiprocess_dir:
             registry = CollectorRegistry()
             MultiProcessCollector(registry, path=self._multiprocess_dir)  # type: ignore[no-untyped-call]
+            if self._export is not None:
+                registry.register(self._export)
             return generate_latest(registry)
         assert self._registry is not None
         return generate_latest(self._registry)
+
+
+class _TraceExportCollector(Collector):
+    def __init__(self, status: Callable[[], Mapping[str, Any] | None]) -> None:
+        self._status = status
+
+    def collect(self) -> Iterable[Metric]:
+        status = self._status() or {}
+        dropped = CounterMetricFamily(
+            "agent_trace_export_dropped",
+            "Traces the export process could not store: unreadable (a damaged spool line), "
+            "rejected (refused by the store)",
+            labels=["reason"],
+        )
+        counts = status.get("dropped") or {}
+        for reason in ("unreadable", "rejected"):
+            dropped.add_metric([reason], float(counts.get(reason, 0)))
+        yield dropped
+        yield CounterMetricFamily(
+            "agent_traces_exported",
+            "Traces the export process stored",
+            value=float(status.get("exported") or 0),
+        )
+        yield GaugeMetricFamily(
+            "agent_trace_spool_backlog_bytes",
+            "Bytes of finished traces waiting in the spool for the export process",
+            value=float(status.get("backlog_bytes") or 0),
+        )
+        yield GaugeMetricFamily(
+            "agent_trace_export_failing",
+            "1 while the export process cannot reach the trace store",
+            value=1.0 if status.get("error") else 0.0,
+        )

@@ -1,52 +1,55 @@
-"""MLflow tracing: one trace per request, linked to the running version of the agent.
+"""MLflow tracing: one trace per request, linked to the running version of the agent, for the
+price of a log line on the request path.
 
 Per worker, at start-up (`start_tracer`, off the event loop, bounded in time): point MLflow
-at the tracking store, find or create the experiment, find or create the LoggedModel named
-after this version. If any of that fails the worker logs one clear error, reports tracing as
-unavailable in /agent/info and serves untraced: tracing never fails a request.
+at the tracking store, find or create the experiment and this version's LoggedModel
+(`tracking_store.py`), open the spool and make sure an export process runs
+(`trace_sink.py`), and let MLflow's tracing API used inside the agent write into the
+request's trace (`mlflow_bridge.py`). If the store cannot be used the worker logs one clear
+error, reports tracing as unavailable in /agent/info and serves untraced: tracing never
+fails a request.
 
-Per request (`Tracer.start_request`): a root span of type AGENT named after the task, whose
-inputs are the validated request and whose outputs are the answer as the task's reducer
-builds it; child spans come from `SpanRecorder`. MLflow exports finished traces from its own
-worker threads; `Tracer.close` flushes them at shutdown.
+Per request (`Tracer.start_request`): plain span objects in the worker (`request_trace.py`),
+one line to the spool when the request ends. The export process writes batches to the
+store. `Tracer.close` waits (bounded) until this worker's traces are stored.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import fcntl
 import logging
 import random
 import threading
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
-from urllib.parse import urlsplit, urlunsplit
 
-import mlflow
-from mlflow.entities import LiveSpan, LoggedModelStatus, SpanStatusCode, SpanType
-from mlflow.entities.span import NoOpSpan
 from mlflow.tracing.constant import TraceMetadataKey
-from mlflow.tracing.provider import safe_set_span_in_context
-from mlflow.tracking import MlflowClient
-from mlflow.utils.mlflow_tags import MLFLOW_MODEL_IS_EXTERNAL
 
-from agent_service.errors import ServiceError
-from agent_service.observability.span_recorder import SpanRecorder
+from agent_service.observability.mlflow_bridge import MlflowBridge
+from agent_service.observability.request_trace import (
+    META_BACKEND,
+    META_ENDPOINT,
+    META_REQUEST_ID,
+    META_TASK,
+    RequestFacts,
+    RequestTrace,
+)
+from agent_service.observability.spool import spool_dir_for
+from agent_service.observability.trace_record import TraceRecord
+from agent_service.observability.trace_sink import ExporterCommand, TraceSink
+from agent_service.observability.tracking_store import Connection, connect
+from agent_service.observability.uris import redact_uri
 from agent_service.settings import Settings
 
 log = logging.getLogger(__name__)
 
 _T = TypeVar("_T")
 
-# Trace metadata keys of our own, next to MLflow's session/user/model keys.
-META_REQUEST_ID = "agent_service.request_id"
-META_TASK = "agent_service.task"
-META_BACKEND = "agent_service.model_backend"
-META_ENDPOINT = "agent_service.model_endpoint"
-ATTR_END_REASON = "agent_service.end_reason"
+# After the drain, how long the export process may take to store what is left.
+EXPORT_MARGIN_S = 10.0
+
+__all__ = ["RequestFacts", "RequestTrace", "Tracer", "TracingStatus", "start_tracer"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +64,8 @@ class TracingStatus:
     version: str | None = None
     sampling_ratio: float = 1.0
     reason: str | None = None
+    # MLflow's per-process trace metadata (source, git commit, user, schema version).
+    process_metadata: dict[str, str] = field(default_factory=dict)
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -75,144 +80,92 @@ class TracingStatus:
         }
 
 
-@dataclass(frozen=True, slots=True)
-class RequestFacts:
-    """What a trace records about a request besides its body."""
-
-    task: str
-    request_id: str
-    backend_kind: str
-    backend_endpoint: str
-    session_id: str | None = None
-    user: str | None = None
-
-
 class Tracer:
-    def __init__(self, status: TracingStatus) -> None:
+    def __init__(
+        self,
+        status: TracingStatus,
+        sink: TraceSink | None = None,
+        bridge: MlflowBridge | None = None,
+    ) -> None:
         self.status = status
-        # Times MLflow said its export queue was full and it discarded traces (it says so at
-        # most every 30 s, so this counts episodes, not traces).
-        self.drop_episodes = 0
-        self._drop_watch: _DropWatch | None = None
-
-    def describe(self) -> dict[str, Any]:
-        return {**self.status.describe(), "dropped_trace_episodes": self.drop_episodes}
-
-    def watch_drops(self, on_drop: Callable[[], None]) -> None:
-        """Make MLflow's only sign of discarded traces loud: an ERROR line, /agent/info,
-        the metrics."""
-        if self.status.available:
-            self._drop_watch = _DropWatch(self, on_drop)
-            logging.getLogger(_EXPORT_QUEUE_LOGGER).addHandler(self._drop_watch)
+        self.sink = sink
+        self._bridge = bridge
+        self._on_drop: Callable[[str], None] = lambda reason: None
+        metadata = dict(status.process_metadata)
+        if status.model_id:
+            metadata[TraceMetadataKey.MODEL_ID] = status.model_id
+        self._base_metadata = metadata
 
     @property
     def active(self) -> bool:
-        return self.status.available
+        return self.status.available and self.sink is not None
+
+    def count_drops(self, on_drop: Callable[[str], None]) -> None:
+        """Report every trace dropped in this worker (by reason) to `on_drop` (the metrics)."""
+        self._on_drop = on_drop
+
+    def describe(self) -> dict[str, Any]:
+        described = self.status.describe()
+        sink = self.sink
+        if sink is None:
+            return described
+        exporter = sink.exporter_status() or {}
+        dropped = exporter.get("dropped") or {}
+        described["dropped_traces"] = {
+            "spool_full": sink.writer.dropped,
+            "unserialisable": sink.unserialisable,
+            "export_unreadable": int(dropped.get("unreadable", 0)),
+            "export_rejected": int(dropped.get("rejected", 0)),
+        }
+        described["export"] = {
+            "path": exporter.get("destination"),
+            "exported": exporter.get("exported"),
+            "backlog_bytes": exporter.get("backlog_bytes"),
+            "failing": exporter.get("error"),
+        }
+        return described
 
     def start_request(self, facts: RequestFacts, body: Mapping[str, Any]) -> RequestTrace | None:
         """The trace of one request, or None when tracing is off, unavailable or sampled out."""
         status = self.status
-        if not status.available or random.random() >= status.sampling_ratio:  # noqa: S311
+        if not self.active or random.random() >= status.sampling_ratio:  # noqa: S311
             return None
+        assert status.experiment_id is not None
         metadata = {
+            **self._base_metadata,
             META_REQUEST_ID: facts.request_id,
             META_TASK: facts.task,
             META_BACKEND: facts.backend_kind,
             META_ENDPOINT: facts.backend_endpoint,
         }
-        if status.model_id:
-            metadata[TraceMetadataKey.MODEL_ID] = status.model_id
         if facts.session_id:
             metadata[TraceMetadataKey.TRACE_SESSION] = facts.session_id
         if facts.user:
             metadata[TraceMetadataKey.TRACE_USER] = facts.user
         try:
-            root = mlflow.start_span_no_context(
-                facts.task,
-                span_type=SpanType.AGENT,
-                inputs=_without_nulls(body),
-                metadata=metadata,
-                experiment_id=status.experiment_id,
+            return RequestTrace(
+                facts.task, body, status.experiment_id, metadata, self._submit, self._bridge
             )
         except Exception:
             log.exception("Could not start the trace of this request; serving it untraced")
             return None
-        if isinstance(root, NoOpSpan) or not root.trace_id:
-            return None  # MLflow's own sampling (MLFLOW_TRACE_SAMPLING_RATIO) dropped it
-        return RequestTrace(root)
 
-    async def close(self) -> None:
-        """Flush traces still being exported (at shutdown: SIGTERM loses none)."""
-        if self._drop_watch is not None:
-            logging.getLogger(_EXPORT_QUEUE_LOGGER).removeHandler(self._drop_watch)
-        if self.status.available:
-            await asyncio.to_thread(mlflow.flush_trace_async_logging)
-
-
-_EXPORT_QUEUE_LOGGER = "mlflow.tracing.export.async_export_queue"
-
-
-class _DropWatch(logging.Handler):
-    def __init__(self, tracer: Tracer, on_drop: Callable[[], None]) -> None:
-        super().__init__(logging.WARNING)
-        self._tracer = tracer
-        self._on_drop = on_drop
-
-    def emit(self, record: logging.LogRecord) -> None:
-        if "queue is full" not in record.getMessage():
+    def _submit(self, record: TraceRecord) -> None:
+        sink = self.sink
+        if sink is None:
             return
-        self._tracer.drop_episodes += 1
-        self._on_drop()
-        log.error(
-            "Traces are being DISCARDED: MLflow's export queue is full because the tracking "
-            "store (%s) cannot keep up with the traffic. Use a faster store (an MLflow "
-            "tracking server, Databricks) or lower TRACE_SAMPLING_RATIO.",
-            self._tracer.status.destination,
-        )
+        before = (sink.writer.dropped, sink.unserialisable)
+        if not sink.submit(record):
+            self._on_drop("spool_full" if sink.writer.dropped > before[0] else "unserialisable")
 
+    async def flush(self, timeout_s: float = 30.0) -> bool:
+        """Wait until every trace this worker finished is stored (tests, shutdown)."""
+        return self.sink is None or await self.sink.flush(timeout_s)
 
-class RequestTrace:
-    """The root span of one request and the recorder of its children."""
-
-    def __init__(self, root: LiveSpan) -> None:
-        self._root = root
-        self.recorder = SpanRecorder(root)
-        self._ended = False
-
-    @property
-    def trace_id(self) -> str:
-        return str(self._root.trace_id)
-
-    @contextlib.contextmanager
-    def activated(self) -> Iterator[None]:
-        """The root span as the current span (in this task, and in threads started with a
-        copy of its context): what the agent's own MLflow spans nest under."""
-        with safe_set_span_in_context(self._root):
-            yield
-
-    def end(
-        self, output: Any, *, reason: str = "completed", error: ServiceError | None = None
-    ) -> None:
-        """End the trace: OK when the run completed, ERROR (with the partial output and the
-        reason) when it failed, was cancelled or timed out. Never raises."""
-        if self._ended:
-            return
-        self._ended = True
-        try:
-            self.recorder.close_all(reason)
-            attributes: dict[str, Any] = {ATTR_END_REASON: reason}
-            if error is not None:
-                attributes["agent_service.error_code"] = error.code
-                attributes["agent_service.error_message"] = error.message
-            status = SpanStatusCode.OK if reason == "completed" else SpanStatusCode.ERROR
-            self._root.end(outputs=output, attributes=attributes, status=status)
-        except Exception:
-            log.exception("Could not end the trace of this request")
-
-    async def fetch(self) -> dict[str, Any] | None:
-        """The whole trace as MLflow stores it (for `databricks_options.return_trace`)."""
-        trace = await asyncio.to_thread(mlflow.get_trace, self.trace_id, silent=True, flush=True)
-        return None if trace is None else trace.to_dict()
+    async def close(self, drain_s: float = 0.0) -> None:
+        """Wait (bounded) until this worker's traces are stored."""
+        if self.sink is not None:
+            await self.sink.close(drain_s + EXPORT_MARGIN_S)
 
 
 async def start_tracer(settings: Settings, version: str) -> Tracer:
@@ -221,7 +174,7 @@ async def start_tracer(settings: Settings, version: str) -> Tracer:
         log.info("Tracing is off (AGENT_TRACING=false)")
         return Tracer(TracingStatus(enabled=False, available=False, destination=destination))
     try:
-        status = await asyncio.wait_for(
+        connection = await asyncio.wait_for(
             _in_daemon_thread(connect, settings, version),
             timeout=settings.tracing_start_timeout_s,
         )
@@ -232,14 +185,43 @@ async def start_tracer(settings: Settings, version: str) -> Tracer:
         # MLflow's messages say what is wrong (bad URI, missing experiment, refused
         # credentials) and do not carry secrets; the URI we print is redacted.
         return _unavailable(destination, f"{type(exc).__name__}: {exc}", settings)
+    status = _available(settings, destination, version, connection)
+    sink = TraceSink(
+        spool_dir_for(settings.tracking_uri, settings.trace_spool_dir),
+        settings.trace_spool_max_bytes,
+        ExporterCommand(
+            tracking_uri=settings.tracking_uri,
+            drain_s=settings.drain_s + EXPORT_MARGIN_S,
+            cpus=settings.trace_exporter_cpus,
+            log_level=settings.log_level,
+        ),
+    )
+    await sink.start()
+    bridge = MlflowBridge(connection.experiment_id, sink.submit)
     log.info(
-        "Tracing to %s, experiment %s, version %s (LoggedModel %s)",
+        "Tracing to %s, experiment %s, version %s (LoggedModel %s); traces wait in %s",
         destination,
         status.experiment_id,
         status.version,
         status.model_id,
+        sink.directory,
     )
-    return Tracer(status)
+    return Tracer(status, sink, bridge)
+
+
+def _available(
+    settings: Settings, destination: str, version: str, connection: Connection
+) -> TracingStatus:
+    return TracingStatus(
+        enabled=True,
+        available=True,
+        destination=destination,
+        experiment_id=connection.experiment_id,
+        model_id=connection.model_id,
+        version=version,
+        sampling_ratio=settings.trace_sampling_ratio,
+        process_metadata=connection.process_metadata,
+    )
 
 
 def _in_daemon_thread(function: Callable[..., _T], *args: Any) -> asyncio.Future[_T]:
@@ -285,82 +267,3 @@ def _unavailable(destination: str, reason: str, settings: Settings) -> Tracer:
             reason=reason,
         )
     )
-
-
-def connect(settings: Settings, version: str) -> TracingStatus:
-    """Point MLflow at the store; find or create the experiment and this version's
-    LoggedModel. Blocking: a worker runs it in a thread at start-up."""
-    mlflow.set_tracking_uri(settings.tracking_uri)
-    with _store_lock(settings.tracking_uri):
-        client = MlflowClient(settings.tracking_uri)
-        experiment_id = _experiment(client, settings)
-        model_id = _logged_model(client, experiment_id, version)
-    return TracingStatus(
-        enabled=True,
-        available=True,
-        destination=redact_uri(settings.tracking_uri),
-        experiment_id=experiment_id,
-        model_id=model_id,
-        version=version,
-        sampling_ratio=settings.trace_sampling_ratio,
-    )
-
-
-def _experiment(client: MlflowClient, settings: Settings) -> str:
-    if settings.experiment_id:
-        return str(client.get_experiment(settings.experiment_id).experiment_id)
-    name = settings.experiment_name or settings.agent_name
-    experiment = client.get_experiment_by_name(name)
-    if experiment is not None:
-        return str(experiment.experiment_id)
-    return str(client.create_experiment(name))
-
-
-def _logged_model(client: MlflowClient, experiment_id: str, name: str) -> str:
-    """The LoggedModel of this version: found by name, or created (once per version)."""
-    found = client.search_logged_models(
-        experiment_ids=[experiment_id], filter_string=f"name = '{name}'", max_results=1
-    )
-    if found:
-        return str(found[0].model_id)
-    model = client.create_logged_model(
-        experiment_id, name=name, tags={MLFLOW_MODEL_IS_EXTERNAL: "true"}, model_type="agent"
-    )
-    # The code lives outside MLflow (this repository): nothing to upload, ready at once.
-    client.finalize_logged_model(model.model_id, LoggedModelStatus.READY)
-    log.info("Created LoggedModel %s (%s)", name, model.model_id)
-    return str(model.model_id)
-
-
-@contextlib.contextmanager
-def _store_lock(tracking_uri: str) -> Iterator[None]:
-    """Serialise workers creating one SQLite store: two processes running its schema
-    migrations at once break it."""
-    if not tracking_uri.startswith("sqlite:///"):
-        yield
-        return
-    path = Path(tracking_uri.removeprefix("sqlite:///"))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(f"{path}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
-
-
-def redact_uri(uri: str) -> str:
-    """The URI without the password a user may have put in it."""
-    parts = urlsplit(uri)
-    if parts.password is None:
-        return uri
-    netloc = f"{parts.username}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit(parts._replace(netloc=netloc))
-
-
-def _without_nulls(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return {key: _without_nulls(item) for key, item in value.items() if item is not None}
-    if isinstance(value, list):
-        return [_without_nulls(item) for item in value]
-    return value

@@ -20,7 +20,7 @@ import mlflow
 from mlflow.tracking import MlflowClient
 
 from agent_service.observability.logs import logging_config
-from agent_service.observability.tracing import connect
+from agent_service.observability.tracking_store import connect
 from agent_service.observability.versioning import version_name
 from agent_service.settings import Settings, SettingsError
 
@@ -35,7 +35,6 @@ def register(settings: Settings) -> str:
         raise SettingsError("UC_MODEL_NAME is required: catalog.schema.model")
     name = version_name(settings.version_name, settings.agent_version)
     status = connect(settings, name)
-    assert status.model_id is not None
     client = MlflowClient(settings.tracking_uri)
     _ensure_model_file(client, status.model_id)
     mlflow.set_registry_uri(settings.registry_uri)

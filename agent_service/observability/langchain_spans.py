@@ -1,15 +1,16 @@
 """Child spans of a request's trace, from LangChain's callbacks: the graph, each node, each
-chat model call (with its token usage) and each tool call.
+chat model call (with its token usage) and each tool call, as plain `SpanRecord`s.
 
-Our own handler rather than MLflow's LangChain tracer, for two measured reasons: importing
+Our own handler rather than MLflow's LangChain tracer, for measured reasons: importing
 `mlflow.langchain` pulls in pandas (about a second more per worker start), and that tracer
-serialises every streamed token into a span event, which costs more per token than the rest
-of our streaming path together. Here a model call is one span whatever its length.
+serialises every streamed token into a span event; MLflow's span SDK costs about 0.25 ms per
+span on the event loop. Here a span is a small object and nothing is serialised until the
+trace is finished. A failure is recorded as the exception's type only: traces never carry
+exception text.
 """
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 from typing import Any
 from uuid import UUID
@@ -17,28 +18,31 @@ from uuid import UUID
 from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.messages import BaseMessage, ToolMessage, convert_to_openai_messages
 from langchain_core.outputs import ChatGeneration, LLMResult
-from mlflow.entities import LiveSpan, SpanStatusCode, SpanType
+from mlflow.entities import SpanType
 from mlflow.tracing.constant import SpanAttributeKey
-from mlflow.tracing.fluent import start_span_no_context
 
-log = logging.getLogger(__name__)
+from agent_service.observability.trace_record import SpanRecord
 
 # Model call parameters worth keeping on a chat model span.
 _INVOCATION_PARAMS = ("model", "model_name", "temperature", "top_p", "max_tokens", "stop")
+END_REASON = "agent_service.end_reason"
+INPUTS = SpanAttributeKey.INPUTS
+OUTPUTS = SpanAttributeKey.OUTPUTS
 
 
-class SpanRecorder(BaseCallbackHandler):
-    """Records one run's LangChain callbacks as MLflow spans under `root`."""
+class LangChainSpans(BaseCallbackHandler):
+    """Records one run's LangChain callbacks as spans under `root`, into `spans`."""
 
     # Called on the event loop directly: recording a span is cheap and must not be reordered.
     run_inline = True
 
-    def __init__(self, root: LiveSpan) -> None:
+    def __init__(self, root: SpanRecord, spans: list[SpanRecord]) -> None:
         self._root = root
+        self._all = spans
         # Open spans by LangChain run id. Runs we do not show (LangGraph's internal
         # runnables) map to the span of their nearest shown ancestor.
-        self._spans: dict[UUID, LiveSpan] = {}
-        # The spans we opened, in the order we opened them.
+        self._spans: dict[UUID, SpanRecord] = {}
+        # The spans we opened and have not closed, in the order we opened them.
         self._owned: dict[UUID, None] = {}
 
     # --- graph and nodes --------------------------------------------------------------------
@@ -89,10 +93,15 @@ class SpanRecorder(BaseCallbackHandler):
             SpanType.CHAT_MODEL,
             self._parent(parent_run_id),
         )
-        span.set_inputs({"messages": convert_to_openai_messages(messages[0] if messages else [])})
-        span.set_attributes({key: params[key] for key in _INVOCATION_PARAMS if key in params})
+        attributes = span.attributes
+        attributes[INPUTS] = {
+            "messages": convert_to_openai_messages(messages[0] if messages else [])
+        }
+        for key in _INVOCATION_PARAMS:
+            if key in params:
+                attributes[key] = params[key]
         if tools := params.get("tools"):
-            span.set_attribute(SpanAttributeKey.CHAT_TOOLS, tools)
+            attributes[SpanAttributeKey.CHAT_TOOLS] = tools
 
     def on_llm_end(self, response: LLMResult, *, run_id: UUID, **kwargs: Any) -> None:
         span = self._spans.get(run_id)
@@ -100,9 +109,9 @@ class SpanRecorder(BaseCallbackHandler):
             generation = response.generations[0][0] if response.generations else None
             if isinstance(generation, ChatGeneration):
                 message = generation.message
-                span.set_outputs(convert_to_openai_messages(message))
+                span.attributes[OUTPUTS] = convert_to_openai_messages(message)
                 if usage := getattr(message, "usage_metadata", None):
-                    span.set_attribute(SpanAttributeKey.CHAT_USAGE, dict(usage))
+                    span.attributes[SpanAttributeKey.CHAT_USAGE] = dict(usage)
         self._close(run_id)
 
     def on_llm_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
@@ -123,12 +132,12 @@ class SpanRecorder(BaseCallbackHandler):
     ) -> None:
         tool = name or (serialized or {}).get("name") or "tool"
         span = self._open(run_id, tool, SpanType.TOOL, self._parent(parent_run_id))
-        span.set_inputs(inputs if inputs is not None else input_str)
+        span.attributes[INPUTS] = inputs if inputs is not None else input_str
 
     def on_tool_end(self, output: Any, *, run_id: UUID, **kwargs: Any) -> None:
         span = self._spans.get(run_id)
         if span is not None and run_id in self._owned:
-            span.set_outputs(output.content if isinstance(output, ToolMessage) else output)
+            span.attributes[OUTPUTS] = output.content if isinstance(output, ToolMessage) else output
         self._close(run_id)
 
     def on_tool_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
@@ -139,19 +148,20 @@ class SpanRecorder(BaseCallbackHandler):
     def close_all(self, reason: str) -> None:
         """End spans a cancelled or failed run left open, innermost first."""
         for run_id in reversed(list(self._owned)):
-            span = self._spans.pop(run_id)
-            span.set_attribute("agent_service.end_reason", reason)
-            span.end(status=SpanStatusCode.ERROR)
+            span = self._spans[run_id]
+            span.attributes[END_REASON] = reason
+            span.end("ERROR")
         self._owned.clear()
         self._spans.clear()
 
-    def _parent(self, parent_run_id: UUID | None) -> LiveSpan:
+    def _parent(self, parent_run_id: UUID | None) -> SpanRecord:
         if parent_run_id is None:
             return self._root
         return self._spans.get(parent_run_id, self._root)
 
-    def _open(self, run_id: UUID, name: str, span_type: str, parent: LiveSpan) -> LiveSpan:
-        span = start_span_no_context(name, span_type=span_type, parent_span=parent)
+    def _open(self, run_id: UUID, name: str, span_type: str, parent: SpanRecord) -> SpanRecord:
+        span = SpanRecord(name, span_type, parent.span_id)
+        self._all.append(span)
         self._spans[run_id] = span
         self._owned[run_id] = None
         return span
@@ -161,12 +171,12 @@ class SpanRecorder(BaseCallbackHandler):
         if span is None or run_id not in self._owned:
             return
         del self._owned[run_id]
-        if error is not None:
-            # Cancellation is a BaseException, which MLflow does not record as an exception.
-            span.record_exception(error if isinstance(error, Exception) else type(error).__name__)
-            span.end(status=SpanStatusCode.ERROR)
-        else:
+        if error is None:
             span.end()
+            return
+        kind = type(error).__name__
+        span.add_event("exception", {"exception.type": kind})
+        span.end("ERROR", kind)
 
 
 def _model_name(serialized: dict[str, Any] | None) -> str:
