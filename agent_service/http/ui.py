@@ -30,6 +30,9 @@ log = logging.getLogger(__name__)
 
 ASSETS_PREFIX = "/ui/assets/"
 FEEDBACK_SCHEMA = "ui-feedback.request"
+# Feedback on a trace not stored yet waits this long for it (traces are exported in
+# batches, a fraction of a second after the answer).
+FEEDBACK_WAIT_S = 5.0
 
 CONTENT_SECURITY_POLICY = "; ".join(
     (
@@ -147,8 +150,15 @@ async def feedback(request: web.Request) -> web.Response:
         user=forwarded_user(request),
         replaces=body.get("assessment_id"),
     )
+    tracer = request.app[AGENT].tracer
     try:
-        assessment_id = await asyncio.to_thread(record_feedback, verdict)
+        try:
+            assessment_id = await asyncio.to_thread(record_feedback, verdict)
+        except TraceNotFound:
+            # The answer may have outrun its trace: store what this worker finished, and
+            # give traces of the other workers the time of one export round.
+            await tracer.flush(FEEDBACK_WAIT_S)
+            assessment_id = await asyncio.to_thread(record_feedback, verdict, FEEDBACK_WAIT_S)
     except TraceNotFound:
         raise errors.NotFound(f"No trace {verdict.trace_id} to give feedback on.") from None
     except Exception as exc:

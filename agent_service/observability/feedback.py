@@ -7,6 +7,7 @@ readable with MLflow's own tools (`mlflow.get_trace(id).info.assessments`, the M
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from urllib.parse import urlsplit, urlunsplit
 
@@ -16,6 +17,9 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracing.constant import TraceMetadataKey
 
 log = logging.getLogger(__name__)
+
+# How often a trace that is not in the store yet is looked for again.
+_EXPORT_POLL_S = 0.1
 
 # The assessment's name: Databricks' review app and MLflow's docs use it for end-user ratings.
 FEEDBACK_NAME = "user_feedback"
@@ -36,12 +40,15 @@ class Feedback:
     replaces: str | None = None
 
 
-def record_feedback(feedback: Feedback) -> str:
-    """Record `feedback`; returns the new assessment's id. Raises TraceNotFound."""
+def record_feedback(feedback: Feedback, wait_s: float = 0.0) -> str:
+    """Record `feedback`; returns the new assessment's id. Raises TraceNotFound. A trace
+    not yet in the store is waited for up to `wait_s`: traces are exported in batches, a
+    fraction of a second after their answer (from any worker of the server)."""
+    deadline = time.monotonic() + wait_s
     trace = mlflow.get_trace(feedback.trace_id, silent=True)
-    if trace is None:
-        # Traces are exported in the background: the answer may have outrun its trace.
-        trace = mlflow.get_trace(feedback.trace_id, silent=True, flush=True)
+    while trace is None and time.monotonic() < deadline:
+        time.sleep(_EXPORT_POLL_S)
+        trace = mlflow.get_trace(feedback.trace_id, silent=True)
     if trace is None:
         raise TraceNotFound(feedback.trace_id)
     owner = trace.info.trace_metadata.get(TraceMetadataKey.TRACE_USER)
