@@ -13,8 +13,9 @@ import pytest
 from langchain_core.language_models import BaseChatModel
 from langchain_core.tools import BaseTool
 
+from agent_service.agents.base import AgentLoadError
 from agent_service.agents.default_graph import AgentGraph, build_graph
-from agent_service.agents.loader import AgentLoadError, import_target, load_agent
+from agent_service.agents.loader import import_target, load_agent
 from agent_service.models import backends
 from agent_service.models.offline import OfflineChatModel
 from agent_service.settings import BACKENDS, Settings, SettingsError

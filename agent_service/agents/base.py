@@ -22,6 +22,10 @@ from agent_service.events import Event
 from agent_service.run import AgentRun
 
 
+class AgentLoadError(RuntimeError):
+    """The configured agent cannot be served; raised at start-up, the message says why."""
+
+
 class Agent(Protocol):
     @property
     def kind(self) -> str:

@@ -1,8 +1,8 @@
-"""The agent: a LangGraph graph. This is the file to edit to make the agent your own.
+"""The default agent: a LangGraph graph, and one example of what `AGENT` may name.
 
-The server compiles the graph once per worker with the configured chat model and tools, and
-calls `graph.ainvoke` (JSON answers) or `graph.astream` (streams). The default agent is a
-model → tools → model loop:
+`AGENT=agent_service.agents.default_graph:build_graph` is a factory: the server calls it once
+per worker with the configured chat model and tools and serves the graph it returns, as it
+would serve any graph of yours (see `graph_contract.py`). It is a model → tools → model loop:
 
 - the model sees the agent's own tools and the tools the client offered in its request;
 - calls to the agent's tools run here (the `tools` node) and the model continues;

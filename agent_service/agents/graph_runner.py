@@ -1,16 +1,20 @@
-"""Runs the agent graph and turns what LangGraph produces into internal events.
+"""Runs a LangGraph graph and turns what it produces into internal events.
 
-`invoke` calls `graph.ainvoke` and converts the new messages of the final state; `stream`
-calls `graph.astream` (message chunks + node updates) and converts as chunks arrive. Both
-produce the same event sequence for the same answer, so the task reducers give the same body
-either way. Failures are translated into our error hierarchy here, once.
+One loop serves both answers: `graph.astream` with the "updates" stream mode (every message
+a node adds, complete) and, for a streamed answer, the "messages" mode too (the model's
+tokens as they come), subgraphs included. A message streamed as tokens is closed by its
+complete form in an update; messages the run did not add (the conversation it was given, a
+subgraph handing its whole state back) are recognised by id and skipped. So a JSON answer and
+a stream give the same events for the same run. What a graph must provide is in
+`graph_contract.py`. Failures are translated into our error hierarchy here, once.
 """
 
 from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Mapping, Sequence
+from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import Any, cast, get_args
 
@@ -18,13 +22,12 @@ import orjson
 from langchain_core.messages import (
     AIMessage,
     AIMessageChunk,
-    AnyMessage,
     BaseMessage,
     ToolMessage,
 )
 from langgraph.types import StreamMode
 
-from agent_service.agents.default_graph import AgentGraph, AgentState
+from agent_service.agents.graph_contract import MESSAGES, AnyGraph, check_graph
 from agent_service.events import (
     CustomOutputs,
     Event,
@@ -45,63 +48,64 @@ from agent_service.run import AgentRun
 log = logging.getLogger(__name__)
 
 _FINISH_REASONS = frozenset(get_args(FinishReason))
-# Token chunks as the model produces them, and each node's update when it finishes (which
-# carries the complete message: its usage, finish reason, and any message not streamed).
-_STREAM_MODES: list[StreamMode] = ["messages", "updates"]
+# Each node's update when it finishes (the complete messages: usage, finish reason, and any
+# message not streamed); for a stream, the model's token chunks as they are produced too.
+_UPDATES: list[StreamMode] = ["updates"]
+_TOKENS_AND_UPDATES: list[StreamMode] = ["messages", "updates"]
 
 
 class GraphAgent:
     """A compiled LangGraph graph behind the agent interface."""
 
-    def __init__(self, graph: AgentGraph) -> None:
-        self.graph = graph
+    def __init__(self, graph: AnyGraph) -> None:
+        self.graph = check_graph(graph)
         self.kind = f"LangGraph graph {graph.name!r}"
 
     async def invoke(self, run: AgentRun) -> list[Event]:
-        return await invoke(self.graph, run)
+        return [event async for event in run_graph(self.graph, run, tokens=False)]
 
     def stream(self, run: AgentRun) -> AsyncIterator[Event]:
-        return stream(self.graph, run)
+        return run_graph(self.graph, run, tokens=True)
 
 
-async def invoke(graph: AgentGraph, run: AgentRun) -> list[Event]:
-    """Run the graph to completion; the events of everything it added to the conversation."""
+async def run_graph(graph: AnyGraph, run: AgentRun, *, tokens: bool) -> AsyncIterator[Event]:
+    """Run the graph; its events, token by token when `tokens`."""
+    conversation = _with_ids(run.messages)
+    tracker = _StreamTracker(run.options.client_tool_names, conversation)
+    parts: AsyncGenerator[Any, None] = graph.astream(  # type: ignore[assignment]
+        {MESSAGES: conversation},
+        run.options.to_config(),
+        stream_mode=_TOKENS_AND_UPDATES if tokens else _UPDATES,
+        subgraphs=True,
+        version="v2",
+    )
     try:
-        state = await graph.ainvoke(_graph_input(run), run.options.to_config())
-    except Exception as exc:
-        raise translate(exc) from exc
-    new_messages = state["messages"][len(run.messages) :]
-    client_tools = run.options.client_tool_names
-    events: list[Event] = []
-    for message in new_messages:
-        events.extend(_complete_message_events(message, client_tools))
-    if (custom_outputs := state.get("custom_outputs")) is not None:
-        events.append(CustomOutputs(dict(custom_outputs)))
-    events.append(RunEnded())
-    return events
-
-
-async def stream(graph: AgentGraph, run: AgentRun) -> AsyncIterator[Event]:
-    """Run the graph, yielding events as the model produces tokens."""
-    tracker = _StreamTracker(run.options.client_tool_names)
-    try:
-        async for part in graph.astream(
-            _graph_input(run),
-            run.options.to_config(),
-            stream_mode=_STREAM_MODES,
-            version="v2",
-        ):
-            if part["type"] == "messages":
-                chunk, _metadata = part["data"]
-                if isinstance(chunk, AIMessageChunk):
-                    for event in tracker.on_chunk(chunk):
+        async with aclosing(parts):
+            async for part in parts:
+                if part["type"] == "messages":
+                    chunk, _metadata = part["data"]
+                    if isinstance(chunk, AIMessageChunk):
+                        for event in tracker.on_chunk(chunk):
+                            yield event
+                elif part["type"] == "updates":
+                    for event in tracker.on_updates(part["data"]):
                         yield event
-            elif part["type"] == "updates":
-                for event in tracker.on_updates(part["data"]):
-                    yield event
+                    if tracker.client_tool_called:
+                        break  # the client runs its own tools: the run stops here
     except Exception as exc:
         raise translate(exc) from exc
+    for event in tracker.close_open_messages():
+        yield event
     yield RunEnded()
+
+
+def _with_ids(messages: Sequence[BaseMessage]) -> list[BaseMessage]:
+    """The conversation with an id on every message (the run's own messages are told apart
+    from it by id). The messages are this request's own objects: named in place."""
+    for message in messages:
+        if message.id is None:
+            message.id = _new_id()
+    return list(messages)
 
 
 def _complete_message_events(message: BaseMessage, client_tools: frozenset[str]) -> list[Event]:
@@ -156,11 +160,18 @@ class _StreamTracker:
     """Follows streamed chunks of the messages being generated and closes each message when
     its node reports the complete message in an update."""
 
-    def __init__(self, client_tools: frozenset[str]) -> None:
+    def __init__(self, client_tools: frozenset[str], conversation: Sequence[BaseMessage]) -> None:
         self._client_tools = client_tools
         self._open: dict[str, _OpenMessage] = {}
         # Messages whose chunks were streamed; their complete form only closes them.
         self._streamed: set[str] = set()
+        # Messages already accounted for: the conversation given, those already turned into
+        # events (a subgraph's update, then its parent's, may both carry one). By id, and by
+        # object: LangGraph names an id-less message in place after its update was streamed.
+        self._seen_ids: set[str] = {name for known in conversation for name in _names_of(known)}
+        self._seen_objects: dict[int, BaseMessage] = {}
+        # The model called a tool the client offered: the run ends after this update.
+        self.client_tool_called = False
 
     def on_chunk(self, chunk: AIMessageChunk) -> Iterable[Event]:
         text = _text_of(chunk)
@@ -204,13 +215,41 @@ class _StreamTracker:
                 events.append(CustomOutputs(dict(custom_outputs)))
         return events
 
+    def _first_sight(self, message: BaseMessage) -> bool:
+        names = _names_of(message)
+        if id(message) in self._seen_objects or not self._seen_ids.isdisjoint(names):
+            return False
+        # Held, so that the object's id cannot be reused by another message of this run.
+        self._seen_objects[id(message)] = message
+        self._seen_ids.update(names)
+        return True
+
+    def close_open_messages(self) -> list[Event]:
+        """Close messages that were streamed but never added to the state (a model call
+        whose answer a node kept to itself, or the run stopped for a client tool)."""
+        events: list[Event] = []
+        for opened in self._open.values():
+            events.extend(self._finish_calls(opened))
+            events.append(MessageFinished(opened.message_id, "stop"))
+        self._open.clear()
+        return events
+
     def _on_complete_message(self, message: BaseMessage) -> list[Event]:
+        if not self._first_sight(message):
+            return []
+        if isinstance(message, AIMessage) and any(
+            call["name"] in self._client_tools for call in message.tool_calls
+        ):
+            self.client_tool_called = True
         key = message.id or ""
         if not isinstance(message, AIMessage) or key not in self._streamed:
             return _complete_message_events(message, self._client_tools)
         opened = self._open.pop(key, None)
         if opened is None:
             return []
+        return [*self._finish_calls(opened), *_closing_events(message, opened.message_id)]
+
+    def _finish_calls(self, opened: _OpenMessage) -> list[Event]:
         events: list[Event] = []
         for index, call in sorted(opened.calls.items()):
             client = call.name in self._client_tools
@@ -220,7 +259,6 @@ class _StreamTracker:
                     opened.message_id, call.call_id, call.name, index, arguments, client
                 )
             )
-        events.extend(_closing_events(message, opened.message_id))
         return events
 
 
@@ -288,6 +326,9 @@ def _new_id() -> str:
     return uuid.uuid4().hex
 
 
-def _graph_input(run: AgentRun) -> AgentState:
-    # LangChain's converters are typed as returning BaseMessage; they build AnyMessage.
-    return AgentState(messages=cast(list[AnyMessage], list(run.messages)))
+def _names_of(message: BaseMessage) -> list[str]:
+    """The ids a message is known by: its own, and for a tool result, its call's."""
+    names = [message.id] if message.id else []
+    if isinstance(message, ToolMessage):
+        names.append(f"tool-result:{message.tool_call_id}")
+    return names

@@ -19,15 +19,11 @@ from typing import Any
 
 from langgraph.pregel import Pregel
 
-from agent_service.agents.base import Agent
+from agent_service.agents.base import Agent, AgentLoadError
 from agent_service.agents.graph_runner import GraphAgent
 from agent_service.agents.tools import select_tools
 from agent_service.models.backends import ChatModelBackend, build_chat_model
 from agent_service.settings import Settings
-
-
-class AgentLoadError(RuntimeError):
-    """The configured agent cannot be served; the message says what to change."""
 
 
 @dataclass(frozen=True, slots=True)
