@@ -211,7 +211,8 @@ async function answerTurn(turn) {
   };
   try {
     const stream = await streamResponse(
-      { input: historyInput(earlier, turn.user) },
+      // The page sends the whole conversation each turn; nothing to store on the server.
+      { input: historyInput(earlier, turn.user), store: false },
       { signal: controller.signal, requestId: answer.requestId },
     );
     answer.requestId = stream.requestId;
