@@ -271,6 +271,11 @@ def test_hostile_markdown_renders_as_text_and_never_runs(
         expect(answer.locator("ul > li")).to_have_count(2)
         expect(answer.locator("table td.align-right strong")).to_have_text("2")
         expect(answer.locator("pre code")).to_have_text("print('<b>not bold</b>')")
+        # Code blocks have a Copy button that copies the code as text.
+        page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+        answer.get_by_role("button", name="Copy the code").click()
+        expect(answer.get_by_role("button", name="Copy the code")).to_have_text("Copied")
+        assert page.evaluate("() => navigator.clipboard.readText()") == ("print('<b>not bold</b>')")
         safe = answer.locator("a")
         expect(safe).to_have_count(1)
         expect(safe).to_have_attribute("href", "https://example.com/docs")

@@ -155,6 +155,7 @@ function itemNode(item, outputs, shown) {
       if (!text) return null;
       const node = el('div', 'markdown');
       node.append(renderMarkdown(text));
+      node.querySelectorAll('.code-block').forEach(addCopyButton);
       return node;
     }
     case 'function_call': {
@@ -178,6 +179,23 @@ function itemNode(item, outputs, shown) {
     default:
       return null;
   }
+}
+
+/** A Copy button on a code block, where the browser lets pages write the clipboard. */
+function addCopyButton(block) {
+  if (!navigator.clipboard) return;
+  const button = el('button', 'small copy', 'Copy');
+  button.type = 'button';
+  button.setAttribute('aria-label', 'Copy the code');
+  button.addEventListener('click', async () => {
+    try {
+      await navigator.clipboard.writeText(block.querySelector('code').textContent);
+      button.textContent = 'Copied';
+    } catch {
+      button.textContent = 'Copy failed';
+    }
+  });
+  block.append(button);
 }
 
 function toolState(call, output) {
