@@ -13,6 +13,9 @@ export UV_COMPILE_BYTECODE := 1
 # Trust the system certificate store (where a proxy or a company CA lives), as pip does.
 export UV_SYSTEM_CERTS ?= 1
 
+# The JavaScript clients the tests drive (`make test` installs them; see below).
+JS_CLIENTS := tests/clients/js
+
 UV := $(shell command -v uv 2>/dev/null)
 ifeq ($(UV),)
 UV := .tools/bin/uv
@@ -25,7 +28,7 @@ run: export OFFLINE_TOKEN_DELAY_MS ?= 30
 run: .venv/.synced
 	$(UV) run --frozen --no-sync agent-server $(ARGS)
 
-test: .venv/.synced chromium
+test: .venv/.synced chromium $(JS_CLIENTS)/node_modules/.installed
 	$(UV) run --frozen --no-sync pytest $(PYTEST_ARGS)
 
 # The chat page's tests drive Debian's Chromium through Playwright. Installed when missing
@@ -59,6 +62,16 @@ sync: .venv/.synced
 	$(UV) sync --frozen
 	touch $@
 
+# The JavaScript clients the tests drive through Node.js (tests/clients/js): installed from
+# their lock file, again only when it changes. Without npm their tests skip (CI fails them).
+$(JS_CLIENTS)/node_modules/.installed: $(JS_CLIENTS)/package-lock.json $(JS_CLIENTS)/package.json
+	@if command -v npm >/dev/null; then \
+		npm ci --prefix $(JS_CLIENTS) --no-audit --no-fund --ignore-scripts --loglevel=error \
+		&& touch $@; \
+	else \
+		echo "npm is not installed: the JavaScript client tests will be skipped"; \
+	fi
+
 # uv is not on this machine: install the pinned release into a private virtualenv with pip.
 .tools/bin/uv:
 	$(PYTHON) -m venv .tools
@@ -81,7 +94,7 @@ screenshots: .venv/.synced chromium
 	$(UV) run --frozen --no-sync python -m tests.ui_screenshots
 
 clean:
-	rm -rf .venv .tools .pytest_cache .mypy_cache .ruff_cache
+	rm -rf .venv .tools .pytest_cache .mypy_cache .ruff_cache $(JS_CLIENTS)/node_modules
 
 # Register this version of the agent in Unity Catalog (UC_MODEL_NAME=catalog.schema.model).
 register: .venv/.synced

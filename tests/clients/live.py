@@ -1,0 +1,80 @@
+"""A live service for client tests: the real app factory on a real port of 127.0.0.1, with the
+offline model (scripted when a case needs tool calls) or a fake OpenAI-compatible upstream,
+and traces read back from a local MLflow store."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import mlflow
+from aiohttp import web
+from mlflow.entities import Trace
+from mlflow.tracking import MlflowClient
+from pytest_aiohttp import AiohttpServer
+
+from agent_service.agent import build_graph
+from agent_service.app import create_app
+from agent_service.keys import AGENT
+from agent_service.offline_model import OfflineChatModel, ScriptedToolCall, ScriptedTurn
+from agent_service.tools import select_tools
+from tests.conftest import settings_for
+
+# The model asks for the client's tool, then answers with what the tool said.
+CLIENT_TOOL_SCRIPT = (
+    ScriptedTurn(tool_calls=(ScriptedToolCall("get_weather", {"city": "Paris"}),)),
+    ScriptedTurn(text="Sunny in Paris."),
+)
+# The model calls the agent's own calculator, then answers.
+AGENT_TOOL_SCRIPT = (
+    ScriptedTurn(
+        text="Let me compute. ",
+        tool_calls=(ScriptedToolCall("calculator", {"expression": "2**10"}),),
+    ),
+    ScriptedTurn(text="It is 1024."),
+)
+
+
+@dataclass(frozen=True)
+class Live:
+    root: str
+    app: web.Application
+
+    async def trace(self, trace_id: str) -> Trace:
+        """The stored trace `trace_id`, once the worker's exporter has written it."""
+        status = self.app[AGENT].tracer.status
+        store = MlflowClient(status.destination)
+
+        def read() -> Trace | None:
+            mlflow.flush_trace_async_logging()
+            trace: Trace | None = store.get_trace(trace_id)
+            return trace
+
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                trace = await asyncio.to_thread(read)
+            except mlflow.MlflowException:
+                trace = None
+            if trace is not None or time.monotonic() > deadline:
+                assert trace is not None, f"trace {trace_id} was never stored"
+                return trace
+            await asyncio.sleep(0.05)
+
+
+async def start_service(
+    aiohttp_server: AiohttpServer,
+    env: Mapping[str, str],
+    *,
+    script: tuple[ScriptedTurn, ...] | None = None,
+) -> Live:
+    """The service with settings from `env`; with `script`, the offline model follows it and
+    the agent has its calculator."""
+    graph = None
+    if script is not None:
+        graph = build_graph(OfflineChatModel(script=script), select_tools(("calculator",)))
+    app = await create_app(settings_for(env), agent=graph)
+    server = await aiohttp_server(app)
+    return Live(str(server.make_url("")).rstrip("/"), app)
