@@ -145,10 +145,10 @@ def aggregate_chat_agent_chunks(chunks: list[dict[str, Any]]) -> dict[str, Any]:
         for key in ("finish_reason", "usage", "custom_outputs"):
             if key in chunk:
                 extra[key] = chunk[key]
-    for message in messages.values():
-        if message.get("tool_calls") and not message.get("content"):
-            message["content"] = None
-    return {"messages": list(messages.values()), **extra}
+    ids = {chunk.get("id") for chunk in chunks if "delta" in chunk}
+    assert len(ids) <= 1, f"the chunks of one answer carry one answer id, not {ids}"
+    answer_id = {"id": ids.pop()} if ids and None not in ids else {}
+    return {**answer_id, "messages": list(messages.values()), **extra}
 
 
 _VARYING = frozenset(

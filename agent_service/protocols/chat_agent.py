@@ -3,6 +3,11 @@
 Every message the agent produced is returned — its text, its tool calls and the tools'
 results — each with an id unique within the response. A stream sends `{"delta": message}`
 chunks; chunks of one message share its id and clients aggregate them by id.
+
+Two additions for the Databricks AI SDK provider, which MLflow's ChatAgent types accept (they
+ignore unknown top-level fields): the answer and every chunk carry the answer's `id` at the top
+level, and an assistant message's `content` is always a string (`""` beside tool calls), never
+missing or null — the provider rejects a chunk or body without them.
 """
 
 from __future__ import annotations
@@ -54,6 +59,7 @@ class ChatAgentTask:
                 context.wire_request(self.name, body),
             ),
             context.trace_return,
+            new_id(),
         )
 
 
@@ -61,12 +67,14 @@ class ChatAgentTask:
 class ChatAgentExchange:
     run: AgentRun
     trace_return: TraceReturn
+    # The answer's id, at the top level of the body and of every chunk.
+    answer_id: str
 
     def encoder(self) -> ChatAgentChunkEncoder:
-        return ChatAgentChunkEncoder(self.run.options.request_id, self.trace_return)
+        return ChatAgentChunkEncoder(self.run.options.request_id, self.trace_return, self.answer_id)
 
     def reducer(self) -> ChatAgentReducer:
-        return ChatAgentReducer(self.trace_return)
+        return ChatAgentReducer(self.trace_return, self.answer_id)
 
 
 @dataclass(slots=True)
@@ -113,9 +121,10 @@ def _tool_message(event: ToolResult) -> dict[str, Any]:
 class ChatAgentChunkEncoder:
     """Events → ChatAgentChunk payloads."""
 
-    def __init__(self, request_id: str, trace_return: TraceReturn) -> None:
+    def __init__(self, request_id: str, trace_return: TraceReturn, answer_id: str) -> None:
         self._request_id = request_id
         self._trace_return = trace_return
+        self._answer_id = answer_id
         self._summary = _Summary()
         # Tool calls of the open message, sent together once the message is complete.
         self._calls: list[dict[str, Any]] = []
@@ -124,32 +133,41 @@ class ChatAgentChunkEncoder:
         self._summary.note(event)
         if isinstance(event, TextDelta):
             text = {"role": "assistant", "content": event.text, "id": event.message_id}
-            return [Frame({"delta": text})]
+            return [self._chunk(text)]
         if isinstance(event, ToolCallFinished):
             self._calls.append(_tool_call(event))
             return []
         if isinstance(event, MessageFinished) and self._calls:
-            calls = {"role": "assistant", "tool_calls": self._calls, "id": event.message_id}
+            calls = {
+                "role": "assistant",
+                "content": "",
+                "tool_calls": self._calls,
+                "id": event.message_id,
+            }
             self._calls = []
-            return [Frame({"delta": calls})]
+            return [self._chunk(calls)]
         if isinstance(event, ToolResult):
-            return [Frame({"delta": _tool_message(event)})]
+            return [self._chunk(_tool_message(event))]
         if isinstance(event, RunEnded):
             # The closing chunk adds nothing to the last message's text; it carries the
             # finish reason, usage and custom outputs, under that message's id.
             message_id = self._summary.last_assistant_id or new_id()
             closing = {"role": "assistant", "content": "", "id": message_id}
-            return [Frame({"delta": closing, **self._summary.fields(self._trace_return)})]
+            return [self._chunk(closing, **self._summary.fields(self._trace_return))]
         if isinstance(event, RunFailed):
             return [Frame(error_payload(event.error, self._request_id))]
         return []
+
+    def _chunk(self, delta: dict[str, Any], **fields: Any) -> Frame:
+        return Frame({"id": self._answer_id, "delta": delta, **fields})
 
 
 class ChatAgentReducer:
     """Events → one ChatAgentResponse body."""
 
-    def __init__(self, trace_return: TraceReturn) -> None:
+    def __init__(self, trace_return: TraceReturn, answer_id: str) -> None:
         self._trace_return = trace_return
+        self._answer_id = answer_id
         self._summary = _Summary()
         self._messages: list[dict[str, Any]] = []
         self._by_id: dict[str, dict[str, Any]] = {}
@@ -168,9 +186,9 @@ class ChatAgentReducer:
             self._messages.append(_tool_message(event))
 
     def result(self) -> dict[str, Any]:
-        messages = []
-        for message in self._messages:
-            if message.get("tool_calls") and not message["content"]:
-                message = {**message, "content": None}
-            messages.append(message)
-        return {"messages": messages, **self._summary.fields(self._trace_return)}
+        messages = [dict(message) for message in self._messages]
+        return {
+            "id": self._answer_id,
+            "messages": messages,
+            **self._summary.fields(self._trace_return),
+        }
