@@ -23,7 +23,7 @@ from agent_service.observability.spool import EXPORTER_LOCK, prepare, spool_dir_
 from tests.conftest import ServiceFactory, openai_env
 from tests.fakes.openai_server import Behaviour, FakeOpenAI
 from tests.sse_decoder import decode
-from tests.wire import Client, data_frames, named_frames, normalise, stream
+from tests.wire import Client, check_response_event, data_frames, named_frames, normalise, stream
 
 QUESTION = {"messages": [{"role": "user", "content": "What is 6*7?"}]}
 AGENT_TOOL = (
@@ -179,6 +179,10 @@ async def test_trace_id_forms_in_the_body(traced_service: StartTraced) -> None:
     events = named_frames(await _stream_with(client, "/v1/responses", {"input": "Hi"}, asked))
     assert events[-1]["type"] == "response.completed"
     assert events[-1]["response"]["metadata"]["trace_id"].startswith("tr-")
+    # Also at the top of the last event, where the Databricks chatbot reads it; the typed
+    # clients still accept the event.
+    assert events[-1]["trace_id"] == events[-1]["response"]["metadata"]["trace_id"]
+    check_response_event(events[-1])
 
     chat = await traced_service(())
     chat_body = await (await chat.post("/invocations", json=QUESTION, headers=asked)).json()

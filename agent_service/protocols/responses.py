@@ -291,9 +291,9 @@ class ResponsesEventEncoder:
     def _completed(self) -> list[Frame]:
         if self._summary.last_finish == "length":
             self.final = self._finished("incomplete", reason="max_output_tokens")
-            return [self._event("response.incomplete", response=self.final)]
+            return [self._terminal("response.incomplete")]
         self.final = self._finished("completed")
-        return [self._event("response.completed", response=self.final)]
+        return [self._terminal("response.completed")]
 
     def _failed(self, error: ServiceError) -> list[Frame]:
         for item in self._output:
@@ -305,8 +305,17 @@ class ResponsesEventEncoder:
         self.final = self._finished("failed", error={"code": code, "message": message})
         return [
             self._event("error", code=error.code, message=message, param=error.param),
-            self._event("response.failed", response=self.final),
+            self._terminal("response.failed"),
         ]
+
+    def _terminal(self, kind: str) -> Frame:
+        """The last event, carrying the final response — and, when the client asked for it
+        (`x-mlflow-return-trace-id`), the trace id at its top level: where MLflow's agent
+        server puts it (in a frame of its own, which typed clients cannot parse) and where
+        the Databricks chatbot reads it from a stream for its feedback buttons."""
+        trace_id = self._exchange.trace_return.trace_id
+        extra = {"trace_id": trace_id} if trace_id is not None else {}
+        return self._event(kind, response=self.final, **extra)
 
     def _finished(self, status: str, **details: Any) -> dict[str, Any]:
         """The final response, with the trace id (metadata) and trace when asked for."""
