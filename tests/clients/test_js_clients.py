@@ -55,6 +55,10 @@ DATABRICKS_FINISHES_FAILED_STREAMS = (
     "@databricks/ai-sdk-provider 0.5.1 passes the stream's error event on but still finishes "
     "the answer with reason 'stop'"
 )
+CHAT_AGENT_FINISH_OTHER = (
+    "@databricks/ai-sdk-provider 0.5.1 finishes every streamed ChatAgent answer with reason "
+    "'other', whatever the server's finish_reason"
+)
 CHAT_AGENT_NO_USAGE = (
     "@databricks/ai-sdk-provider 0.5.1 reports zero usage for ChatAgent answers whatever "
     "the server sends"
@@ -129,6 +133,12 @@ async def test_streamed(aiohttp_server: AiohttpServer, client: str) -> None:
     assert answer["errors"] == []
     assert answer["text"] == offline_answer("Hello")
     assert "text-delta*" in answer["parts"], "the text arrives in pieces"
+
+
+@pytest.mark.parametrize("client", clients(databricks_chat_agent=CHAT_AGENT_FINISH_OTHER))
+async def test_streamed_finish_reason(aiohttp_server: AiohttpServer, client: str) -> None:
+    server = await live(aiohttp_server, client)
+    answer = only_answer(await drive(case(client, server, "stream", "Hello")))
     assert answer["finish_reason"] == "stop"
 
 
