@@ -69,6 +69,58 @@ async def test_schema_failures_name_the_field(
     assert error["message"].startswith("$" if param != "$" else "the request body")
 
 
+@pytest.mark.parametrize(
+    ("task", "path", "body", "speaks", "advice"),
+    [
+        (
+            "agent/v1/responses",
+            "/invocations",
+            HELLO,
+            "/invocations speaks OpenAI Responses (AGENT_TASK=agent/v1/responses)",
+            "Send OpenAI Chat Completions requests to /v1/chat/completions, or choose what "
+            "/invocations speaks with AGENT_TASK (agent/v1/chat, agent/v2/chat).",
+        ),
+        (
+            "agent/v1/chat",
+            "/invocations",
+            {"input": "Hello"},
+            "/invocations speaks OpenAI Chat Completions (AGENT_TASK=agent/v1/chat)",
+            "Send OpenAI Responses requests to /v1/responses, or choose what /invocations "
+            "speaks with AGENT_TASK (agent/v1/responses).",
+        ),
+        (
+            "agent/v2/chat",
+            "/invocations",
+            {"input": "Hello"},
+            "/invocations speaks MLflow ChatAgent (AGENT_TASK=agent/v2/chat)",
+            "Send OpenAI Responses requests",
+        ),
+        (
+            "agent/v1/chat",
+            "/v1/responses",
+            HELLO,
+            "/v1/responses speaks OpenAI Responses,",
+            "Send OpenAI Chat Completions requests to /v1/chat/completions. (request id",
+        ),
+    ],
+    ids=["responses-got-messages", "chat-got-input", "chat-agent-got-input", "v1-responses"],
+)
+async def test_a_body_of_another_protocol_is_told_what_the_route_speaks(
+    make_service: ServiceFactory,
+    task: str,
+    path: str,
+    body: dict[str, Any],
+    speaks: str,
+    advice: str,
+) -> None:
+    service = await make_service({"AGENT_TASK": task})
+    error = await envelope(await service.post(path, json=body), 400)
+    assert error["message"].startswith(speaks)
+    assert advice in error["message"]
+    assert error["param"] in ("$.input", "$.messages")
+    assert error["code"] == "missing_required_parameter"
+
+
 async def test_tool_message_without_tool_call_id(service: Client) -> None:
     body = {"messages": [{"role": "tool", "content": "4"}]}
     error = await envelope(await service.post("/invocations", json=body), 400)

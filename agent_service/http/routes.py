@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from agent_service.http.sse import DATA_ONLY, NAMED_EVENTS, Framing
 from agent_service.protocols.base import Task
@@ -31,3 +33,39 @@ def agent_endpoints(configured_task: TaskName) -> dict[str, Endpoint]:
         for path in spec.openai_paths:
             endpoints[path] = Endpoint(spec, tasks[name], framing)
     return endpoints
+
+
+def wrong_protocol_message(path: str, spec: ProtocolSpec, body: Mapping[str, Any]) -> str | None:
+    """For a body of another protocol than the one `path` speaks (it lacks the route's
+    protocol's field and has another protocol's), a message saying what the route speaks and
+    where the body's protocol is served; None for a body that is merely invalid."""
+    if spec.input_field in body:
+        return None
+    others = [
+        other
+        for other in PROTOCOLS.values()
+        if other.input_field != spec.input_field and other.input_field in body
+    ]
+    if not others:
+        return None
+    speaks = f"{path} speaks {spec.title}"
+    if path == INVOCATIONS:
+        speaks += f" (AGENT_TASK={spec.task})"
+    looks_like = " or ".join(other.title for other in others)
+    message = (
+        f"{speaks}, whose requests carry `{spec.input_field}`; this body has "
+        f"`{others[0].input_field}`, like {looks_like} requests."
+    )
+    routes = [
+        f"{other.title} requests to {other.openai_paths[0]}"
+        for other in others
+        if other.openai_paths
+    ]
+    advice = [f"send {' and '.join(routes)}"] if routes else []
+    if path == INVOCATIONS:
+        tasks = ", ".join(other.task for other in others)
+        advice.append(f"choose what {INVOCATIONS} speaks with AGENT_TASK ({tasks})")
+    if advice:
+        sentence = ", or ".join(advice)
+        message += f" {sentence[0].upper()}{sentence[1:]}."
+    return message

@@ -11,7 +11,9 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from agent_service import errors
+from agent_service.http.routes import wrong_protocol_message
 from agent_service.keys import BODY, ENDPOINT, ENDPOINTS, SCHEMAS, SETTINGS
+from agent_service.schemas import SchemaProblem
 
 
 @web.middleware
@@ -20,7 +22,17 @@ async def body_middleware(request: web.Request, handler: Handler) -> web.StreamR
     endpoint = request.app[ENDPOINTS].get(request.match_info.route)
     if endpoint is None:
         return await handler(request)
-    body = await read_valid_body(request, endpoint.spec.request_schema)
+    spec = endpoint.spec
+    body = await _read_object(request)
+    problem = request.app[SCHEMAS].first_problem(spec.request_schema, body)
+    if problem is not None:
+        # A request of another protocol (Chat Completions sent where Responses is spoken, say)
+        # is told which protocol this route speaks, not merely which field it lacks.
+        message = wrong_protocol_message(request.path, spec, body)
+        if message is not None:
+            field = f"$.{spec.input_field}"
+            raise errors.InvalidBody(message, param=field, code="missing_required_parameter")
+        raise _invalid(problem)
     request[ENDPOINT] = endpoint
     request[BODY] = body
     return await handler(request)
@@ -29,13 +41,21 @@ async def body_middleware(request: web.Request, handler: Handler) -> web.StreamR
 async def read_valid_body(request: web.Request, schema: str) -> dict[str, Any]:
     """The request's JSON object body, checked against the bundled schema `schema`; raises
     the client error naming the problem (and its JSON path) otherwise."""
-    _check_content_type(request)
-    _check_declared_size(request)
-    body = _parse_object(await request.read())
+    body = await _read_object(request)
     problem = request.app[SCHEMAS].first_problem(schema, body)
     if problem is not None:
-        raise errors.InvalidBody(problem.message, param=problem.json_path, code=problem.code)
+        raise _invalid(problem)
     return body
+
+
+async def _read_object(request: web.Request) -> dict[str, Any]:
+    _check_content_type(request)
+    _check_declared_size(request)
+    return _parse_object(await request.read())
+
+
+def _invalid(problem: SchemaProblem) -> errors.InvalidBody:
+    return errors.InvalidBody(problem.message, param=problem.json_path, code=problem.code)
 
 
 def _check_content_type(request: web.Request) -> None:

@@ -21,6 +21,11 @@ TaskName = Literal["agent/v1/chat", "agent/v2/chat", "agent/v1/responses"]
 @dataclass(frozen=True, slots=True)
 class ProtocolSpec:
     task: TaskName
+    # What people call it, in messages to them.
+    title: str
+    # The top-level field every request of this protocol carries: how a body sent to the
+    # wrong route is recognised, and the 400 it gets names the protocol the route speaks.
+    input_field: str
     # Bundled JSON Schemas (schemas/<name>.json): what requests must satisfy, and what our
     # answers and stream units look like (checked by the tests, never on the hot path).
     request_schema: str
@@ -39,6 +44,8 @@ class ProtocolSpec:
 PROTOCOLS: dict[TaskName, ProtocolSpec] = {
     "agent/v1/chat": ProtocolSpec(
         task="agent/v1/chat",
+        title="OpenAI Chat Completions",
+        input_field="messages",
         request_schema="agent-v1-chat.request",
         response_schema="agent-v1-chat.response",
         stream_schema="agent-v1-chat.chunk",
@@ -48,6 +55,8 @@ PROTOCOLS: dict[TaskName, ProtocolSpec] = {
     ),
     "agent/v2/chat": ProtocolSpec(
         task="agent/v2/chat",
+        title="MLflow ChatAgent",
+        input_field="messages",
         request_schema="agent-v2-chat.request",
         response_schema="agent-v2-chat.response",
         stream_schema="agent-v2-chat.chunk",
@@ -57,6 +66,8 @@ PROTOCOLS: dict[TaskName, ProtocolSpec] = {
     ),
     "agent/v1/responses": ProtocolSpec(
         task="agent/v1/responses",
+        title="OpenAI Responses",
+        input_field="input",
         request_schema="agent-v1-responses.request",
         response_schema="agent-v1-responses.response",
         stream_schema="agent-v1-responses.event",

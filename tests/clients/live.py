@@ -15,11 +15,11 @@ from mlflow.entities import Trace
 from mlflow.tracking import MlflowClient
 from pytest_aiohttp import AiohttpServer
 
-from agent_service.agent import build_graph
+from agent_service.agents.default_graph import build_graph
+from agent_service.agents.tools import select_tools
 from agent_service.app import create_app
 from agent_service.keys import AGENT
-from agent_service.offline_model import OfflineChatModel, ScriptedToolCall, ScriptedTurn
-from agent_service.tools import select_tools
+from agent_service.models.offline import OfflineChatModel, ScriptedToolCall, ScriptedTurn
 from tests.conftest import settings_for
 
 # The model asks for the client's tool, then answers with what the tool said.

@@ -13,7 +13,7 @@ import pytest
 import yaml  # type: ignore[import-untyped]
 from pytest_aiohttp import AiohttpServer
 
-from agent_service.offline_model import OFFLINE_NOTICE
+from agent_service.models.offline import OFFLINE_NOTICE
 from tests.clients.live import AGENT_TOOL_SCRIPT, Live, start_service
 from tests.clients.node import drive
 from tests.fakes.openai_server import Behaviour, FakeOpenAI

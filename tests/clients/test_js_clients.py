@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from pytest_aiohttp import AiohttpServer
 
-from agent_service.offline_model import OFFLINE_NOTICE, tokenize
+from agent_service.models.offline import OFFLINE_NOTICE, tokenize
 from tests.clients.live import (
     AGENT_TOOL_SCRIPT,
     CLIENT_TOOL_SCRIPT,
