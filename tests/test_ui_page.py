@@ -301,8 +301,11 @@ def test_feedback_is_recorded_on_the_trace_in_mlflow(
 ) -> None:
     tracking_uri = f"sqlite:///{tmp_path}/mlflow.db"
     env = {"AGENT_TRACING": "true", "MLFLOW_TRACKING_URI": tracking_uri}
+    # What the Databricks Apps proxy adds to every request of a signed-in user.
+    ada = {"X-Forwarded-User": "4242@1", "X-Forwarded-Email": "ada@example.com"}
     with live_service(env) as service:
-        page = open_page(service.base_url).page
+        page = open_page(service.base_url, extra_http_headers=ada).page
+        expect(page.locator("#user")).to_have_text("ada@example.com")
         send(page, "Hello")
         article, _ = last_answer(page)
         expect(article).to_have_attribute("data-status", "completed")
@@ -320,7 +323,16 @@ def test_feedback_is_recorded_on_the_trace_in_mlflow(
         feedback.get_by_role("button", name="Send comment").click()
         expect(feedback.locator(".feedback-status")).to_have_text("Thanks, comment recorded.")
         trace_id = stored_answer(page)["traceId"]
-    # Read back with MLflow's own client: the valid feedback is the last verdict.
+        # Another signed-in user cannot rate Ada's answer: to them the trace does not exist.
+        other = {"X-Forwarded-User": "7@1", "X-Forwarded-Email": "eve@example.com"}
+        refused = httpx.post(
+            service.base_url + "/ui/feedback",
+            json={"trace_id": trace_id, "rating": "down"},
+            headers=other,
+            timeout=30,
+        )
+        assert refused.status_code == 404
+    # Read back with MLflow's own client: the valid feedback is the last verdict, Ada's.
     trace = MlflowClient(tracking_uri).get_trace(trace_id)
     feedback_entries = [a for a in trace.info.assessments if a.name == FEEDBACK_NAME]
     valid = [a for a in feedback_entries if a.valid is not False]
@@ -329,6 +341,8 @@ def test_feedback_is_recorded_on_the_trace_in_mlflow(
     assert valid[0].feedback.value is True
     assert valid[0].rationale == "Clear and short."
     assert valid[0].source.source_type == "HUMAN"
+    assert valid[0].source.source_id == "ada@example.com"
+    assert trace.info.trace_metadata["mlflow.trace.user"] == "ada@example.com"
 
 
 def test_a_conversation_continues_after_a_reload(open_page: Callable[..., PageProbe]) -> None:
