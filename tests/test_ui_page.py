@@ -611,6 +611,7 @@ def test_a_reload_mid_answer_keeps_the_question_and_says_the_answer_was_cut(
         page.reload()
         expect(page.locator("#app")).to_have_attribute("data-ready", "true")
         expect(page.locator(".bubble")).to_have_text(["A long question"])
+        expect(page.locator("article.turn")).to_have_attribute("data-status", "interrupted")
         expect(page.locator("article.turn .note")).to_have_text(
             "The page was closed or reloaded before the answer was complete."
         )

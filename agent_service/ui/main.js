@@ -97,6 +97,7 @@ function showSession(session) {
 function turnNode(turn) {
   const article = el('article', 'turn');
   article.dataset.turnId = turn.id;
+  if (turn.answer.status !== 'in_progress') article.dataset.status = turn.answer.status;
   const question = el('div', 'user-message');
   question.append(el('div', 'bubble', turn.user));
   const assistant = el('div', 'assistant');
