@@ -5,11 +5,9 @@ and traces read back from a local MLflow store."""
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-import mlflow
 from aiohttp import web
 from mlflow.entities import Trace
 from mlflow.tracking import MlflowClient
@@ -43,25 +41,13 @@ class Live:
     app: web.Application
 
     async def trace(self, trace_id: str) -> Trace:
-        """The stored trace `trace_id`, once the worker's exporter has written it."""
-        status = self.app[AGENT].tracer.status
-        store = MlflowClient(status.destination)
-
-        def read() -> Trace | None:
-            mlflow.flush_trace_async_logging()
-            trace: Trace | None = store.get_trace(trace_id)
-            return trace
-
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                trace = await asyncio.to_thread(read)
-            except mlflow.MlflowException:
-                trace = None
-            if trace is not None or time.monotonic() > deadline:
-                assert trace is not None, f"trace {trace_id} was never stored"
-                return trace
-            await asyncio.sleep(0.05)
+        """The stored trace `trace_id`, once the worker's exporter has written it. (The
+        server runs on this event loop: the store is read in a thread.)"""
+        tracer = self.app[AGENT].tracer
+        assert await tracer.flush(), "the export process stored every finished trace"
+        store = MlflowClient(tracer.status.destination)
+        trace: Trace = await asyncio.to_thread(store.get_trace, trace_id)
+        return trace
 
 
 async def start_service(
