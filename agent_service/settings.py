@@ -199,7 +199,7 @@ class Settings:
             max_header_bytes=reader.integer(
                 "MAX_HEADER_BYTES", defaults.max_header_bytes, low=1024
             ),
-            api_keys=reader.names("AGENT_API_KEYS"),
+            api_keys=reader.secrets("AGENT_API_KEYS"),
             cors_allow_origins=reader.names("CORS_ALLOW_ORIGINS"),
             metrics_dir=reader.text("PROMETHEUS_MULTIPROC_DIR"),
             log_level=reader.choice(
@@ -273,6 +273,17 @@ class _Reader:
         """A comma-separated list, without blanks or repeats, in the given order."""
         raw = self.optional(name) or ""
         return tuple(dict.fromkeys(part.strip() for part in raw.split(",") if part.strip()))
+
+    def secrets(self, name: str) -> tuple[str, ...]:
+        """Like `names`, but a value that is set and holds no name at all (" ", " , ") is an
+        error: a secret that rendered blank must not silently turn authentication off."""
+        keys = self.names(name)
+        if not keys and self.env.get(name, ""):
+            raise SettingsError(
+                f"{name} is set but holds no key (only blanks and commas); unset it to serve "
+                "without authentication, or give the keys, comma-separated"
+            )
+        return keys
 
     def integer(self, name: str, default: int, *, low: int, high: int | None = None) -> int:
         raw = self.optional(name)

@@ -46,6 +46,7 @@ def test_graceful_timeout_covers_the_drain() -> None:
         ({"OPENAI_API_KEY": "k"}, "needs OPENAI_MODEL"),
         ({"TRACE_SAMPLING_RATIO": "1.5"}, "expected a value between 0.0 and 1.0"),
         ({"AGENT_TRACING": "maybe"}, "expected true or false"),
+        ({"AGENT_API_KEYS": " , "}, "AGENT_API_KEYS is set but holds no key"),
     ],
 )
 def test_bad_settings_name_the_variable(env: dict[str, str], message: str) -> None:

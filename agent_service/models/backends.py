@@ -23,6 +23,7 @@ from langchain_openai.chat_models.base import BaseChatOpenAI
 from pydantic import SecretStr
 
 from agent_service.models.offline import OFFLINE_MODEL_NAME, OfflineChatModel, ScriptedTurn
+from agent_service.observability.redaction import redact_uri
 from agent_service.settings import ModelBackend, Settings
 
 if TYPE_CHECKING:
@@ -80,9 +81,10 @@ async def _openai_compatible(settings: Settings) -> ChatModelBackend:
         base_url=settings.openai_base_url or None,
         api_key=SecretStr(settings.openai_api_key or "unused"),
     )
-    endpoint = (
-        f"{settings.openai_base_url or 'https://api.openai.com/v1'} ({settings.openai_model})"
-    )
+    # Shown in /agent/info, the start-up log and trace metadata: never the URL's password
+    # or query string (gateways take keys there too).
+    shown = redact_uri(settings.openai_base_url or "https://api.openai.com/v1")
+    endpoint = f"{shown} ({settings.openai_model})"
     return ChatModelBackend(model=model, kind="openai", endpoint=endpoint)
 
 
@@ -118,7 +120,8 @@ async def _databricks(settings: Settings) -> ChatModelBackend:
     model = _chat_openai(
         settings, model=settings.databricks_endpoint, base_url=base_url, api_key=token_source
     )
-    endpoint = f"{base_url} ({settings.databricks_endpoint}, auth: {config.auth_type})"
+    shown = redact_uri(base_url)
+    endpoint = f"{shown} ({settings.databricks_endpoint}, auth: {config.auth_type})"
     return ChatModelBackend(model=model, kind="databricks", endpoint=endpoint)
 
 

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import contextvars
 import logging
-import re
 from typing import Any
+
+from agent_service.observability.redaction import redact
 
 current_request_id: contextvars.ContextVar[str] = contextvars.ContextVar(
     "current_request_id", default="-"
@@ -16,17 +17,6 @@ current_request_id: contextvars.ContextVar[str] = contextvars.ContextVar(
 LOG_FORMAT = "%(asctime)s %(levelname)s [%(process)d] %(name)s [%(request_id)s] %(message)s"
 # aiohttp's access log format, with the request id from our response header.
 ACCESS_LOG_FORMAT = '%a "%r" %s %b %Tfs "%{User-Agent}i" [%{X-Request-Id}o]'
-
-
-_SECRETS = re.compile(
-    r"(?i)(bearer\s+|authorization[\"']?\s*[:=]\s*[\"']?(?:bearer\s+)?)[^\s\"',;]+"
-    r"|\b(dapi|dkea|sk-|sk_)[A-Za-z0-9_\-]{8,}"
-)
-
-
-def redact(text: str) -> str:
-    """`text` with anything shaped like a credential replaced by `***`."""
-    return _SECRETS.sub(lambda match: (match.group(1) or match.group(2) or "") + "***", text)
 
 
 class RequestIdFilter(logging.Filter):

@@ -19,6 +19,7 @@ from agent_service.errors import ServiceError
 from agent_service.observability.langchain_spans import END_REASON, INPUTS, OUTPUTS, LangChainSpans
 from agent_service.observability.mlflow_bridge import BridgedRequest, MlflowBridge
 from agent_service.observability.mlflow_format import from_line
+from agent_service.observability.redaction import redact
 from agent_service.observability.trace_record import SpanRecord, TraceRecord, new_trace_id
 
 log = logging.getLogger(__name__)
@@ -97,7 +98,7 @@ class RequestTrace:
             attributes[END_REASON] = reason
             if error is not None:
                 attributes[ATTR_ERROR_CODE] = error.code
-                attributes[ATTR_ERROR_MESSAGE] = error.message
+                attributes[ATTR_ERROR_MESSAGE] = redact(error.message)
             attributes[OUTPUTS] = output
             self._root.end("OK" if reason == "completed" else "ERROR")
             if self._bridge is not None and self._bridged is not None:

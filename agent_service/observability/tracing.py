@@ -27,6 +27,7 @@ from typing import Any, TypeVar
 from mlflow.tracing.constant import TraceMetadataKey
 
 from agent_service.observability.mlflow_bridge import MlflowBridge
+from agent_service.observability.redaction import redact, redact_uri
 from agent_service.observability.request_trace import (
     META_BACKEND,
     META_ENDPOINT,
@@ -39,7 +40,6 @@ from agent_service.observability.spool import spool_dir_for
 from agent_service.observability.trace_record import TraceRecord
 from agent_service.observability.trace_sink import ExporterCommand, TraceSink
 from agent_service.observability.tracking_store import Connection, connect
-from agent_service.observability.uris import redact_uri
 from agent_service.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -183,8 +183,8 @@ async def start_tracer(settings: Settings, version: str) -> Tracer:
         return _unavailable(destination, reason, settings)
     except Exception as exc:  # noqa: BLE001 - whatever fails, serve untraced and say why
         # MLflow's messages say what is wrong (bad URI, missing experiment, refused
-        # credentials) and do not carry secrets; the URI we print is redacted.
-        return _unavailable(destination, f"{type(exc).__name__}: {exc}", settings)
+        # credentials); whatever credential one quotes is masked, like the URI we print.
+        return _unavailable(destination, redact(f"{type(exc).__name__}: {exc}"), settings)
     status = _available(settings, destination, version, connection)
     sink = TraceSink(
         spool_dir_for(settings.tracking_uri, settings.trace_spool_dir),

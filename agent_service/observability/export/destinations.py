@@ -34,7 +34,7 @@ from agent_service.observability.export.sqlite_writer import (
     store_revision,
 )
 from agent_service.observability.mlflow_format import MlflowTrace, from_line
-from agent_service.observability.uris import redact_uri
+from agent_service.observability.redaction import redact_uri
 
 log = logging.getLogger(__name__)
 
