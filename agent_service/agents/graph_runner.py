@@ -93,7 +93,10 @@ async def run_graph(graph: AnyGraph, run: AgentRun, *, tokens: bool) -> AsyncIte
                     if tracker.client_tool_called:
                         break  # the client runs its own tools: the run stops here
     except Exception as exc:
-        raise translate(exc) from exc
+        error = translate(exc)
+        if error is exc:
+            raise
+        raise error from exc
     for event in tracker.close_open_messages():
         yield event
     yield RunEnded()

@@ -33,7 +33,7 @@ from agent_service import errors
 from agent_service.agents.base import Agent
 from agent_service.events import Event, RunFailed
 from agent_service.http.admission import RequestGate, RunScope
-from agent_service.http.middlewares import CLIENT_CLOSED
+from agent_service.http.middlewares import CLIENT_CLOSED, log_error
 from agent_service.http.observer import RunObserver
 from agent_service.http.sse import ClientGone, EventStream
 from agent_service.jsonio import dumps
@@ -110,11 +110,13 @@ async def deliver(
         except Exception as exc:
             error = observer.stop(stopped_by(scope, exc))
             assert error is not None
+            if error is not exc and error.__cause__ is None:
+                error.__cause__ = exc  # what the log shows for a failure of ours
             if not sink.started:
                 if error is exc:
                     raise
                 raise error from exc
-            _log_failure(error, exc)
+            log_error(error, mid_stream=True)
             await sink.fail(error)
         return await sink.finish()
     except ClientGone as gone:
@@ -210,15 +212,6 @@ def stopped_by(scope: RunScope | None, exc: Exception) -> Exception:
     if isinstance(exc, TimeoutError) and scope is not None and scope.timeout.expired():
         return scope.error()
     return exc
-
-
-def _log_failure(error: errors.ServiceError, exc: BaseException) -> None:
-    if error.status >= 500 and not isinstance(error, errors.RUN_STOPPED):
-        log.error(
-            "Stream failed after it started: %s", error.message, exc_info=exc.__cause__ or exc
-        )
-    else:
-        log.warning("Stream ended early: %s", error.message)
 
 
 async def _close(events: AsyncIterator[Event]) -> None:

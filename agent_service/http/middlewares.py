@@ -50,7 +50,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     try:
         return await handler(request)
     except errors.ServiceError as error:
-        _log_error(error)
+        log_error(error)
         return error_response(error, request.get(REQUEST_ID))
     except web.HTTPException as http_error:
         if http_error.status < 400:
@@ -61,13 +61,36 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return error_response(errors.ServiceError(), request.get(REQUEST_ID))
 
 
-def _log_error(error: errors.ServiceError) -> None:
-    if error.status >= 500:
-        log.error("%s: %s", type(error).__name__, error.message, exc_info=error.__cause__)
+def log_error(error: errors.ServiceError, *, mid_stream: bool = False) -> None:
+    """One line per failed request, at a level that says whose fault it is: the client's
+    (INFO), the model endpoint's (ERROR without a traceback: nothing of ours to debug), the
+    server stopping a run (WARNING), or ours (ERROR with the traceback)."""
+    when = " after the stream started" if mid_stream else ""
+    if isinstance(error, errors.UpstreamError):
+        level = logging.WARNING if isinstance(error, errors.UpstreamRateLimited) else logging.ERROR
+        log.log(level, "The model endpoint failed%s: %s%s", when, error.message, _cause(error))
+    elif isinstance(error, errors.RUN_STOPPED):
+        log.warning("%s%s: %s", type(error).__name__, when, error.message)
+    elif error.status >= 500:
+        log.error("%s%s: %s", type(error).__name__, when, error.message, exc_info=error.__cause__)
     elif error.status == 429:
         log.warning("%s: %s", type(error).__name__, error.message)
     else:
         log.info("%s: %s", type(error).__name__, error.message)
+
+
+# Enough of an upstream's own message to say what went wrong, not a page of HTML.
+_CAUSE_CHARS = 300
+
+
+def _cause(error: errors.ServiceError) -> str:
+    cause = error.__cause__
+    if cause is None or cause is error:
+        return ""
+    text = " ".join(str(cause).split())
+    if len(text) > _CAUSE_CHARS:
+        text = text[: _CAUSE_CHARS - 1] + "…"
+    return f" ({type(cause).__name__}: {text})" if text else f" ({type(cause).__name__})"
 
 
 def _from_http(http_error: web.HTTPException, request: web.Request) -> errors.ServiceError:

@@ -23,6 +23,7 @@ from langchain_openai.chat_models.base import BaseChatOpenAI
 from pydantic import SecretStr
 
 from agent_service.models.offline import OFFLINE_MODEL_NAME, OfflineChatModel, ScriptedTurn
+from agent_service.models.upstream import EndpointChatModel
 from agent_service.observability.redaction import redact_uri
 from agent_service.settings import ModelBackend, Settings
 
@@ -162,7 +163,7 @@ def _chat_openai(
     # The base class, not ChatOpenAI: ChatOpenAI rewrites parameters for OpenAI's own models
     # (max_tokens → max_completion_tokens, system → developer), which serving endpoints and
     # gateways may not accept. We pass on exactly what the client asked for.
-    return BaseChatOpenAI(
+    return EndpointChatModel(
         model=model,
         base_url=base_url,
         api_key=api_key,

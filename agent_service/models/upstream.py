@@ -1,16 +1,24 @@
 """Failures of the model endpoint, translated into our error hierarchy.
 
 langchain-openai raises the OpenAI SDK's exceptions; a connection that breaks in the middle
-of a stream can also surface as the HTTP client's own transport error. Anything else that
-escapes the agent is a bug of ours and becomes a generic 500.
+of a stream can also surface as the HTTP client's own transport error. An answer that is not
+a chat completion at all (HTML from a proxy, an empty body, an error object with status 200,
+bytes that are not Server-Sent Events, a chunk that is not JSON) makes the SDK and
+langchain-openai raise whatever their parsing trips on — `EndpointChatModel` turns those into
+`UpstreamError` where they happen, inside the model call. Anything else that escapes the
+agent is a bug of ours and becomes a generic 500.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import httpx2
 import openai
+from langchain_core.outputs import ChatGenerationChunk, ChatResult, LLMResult
+from langchain_openai.chat_models.base import BaseChatOpenAI
 
 from agent_service.errors import (
     ServiceError,
@@ -41,3 +49,60 @@ def translate(exc: BaseException) -> ServiceError:
     if isinstance(exc, openai.APIError | httpx2.TransportError):
         return UpstreamError()
     return ServiceError()
+
+
+# What parsing an answer that is not a chat completion raises inside the OpenAI SDK and
+# langchain-openai: JSONDecodeError and pydantic's ValidationError are ValueErrors; a text
+# body where a completion object was expected surfaces as AttributeError or TypeError; an
+# object without `choices` as KeyError or IndexError; an error object with status 200, and a
+# stream with no chunk at all, as ValueError.
+_UNREADABLE = (ValueError, TypeError, AttributeError, KeyError, IndexError)
+
+
+class UnreadableAnswer(UpstreamError):
+    """The model endpoint answered 200 with something that is not a chat completion."""
+
+    default_message = "The model endpoint sent an answer that is not a chat completion."
+
+
+class EndpointChatModel(BaseChatOpenAI):
+    """langchain-openai's chat model, whose failures to read the endpoint's answer are
+    `UpstreamError`s (502, or the terminal error event of a stream) rather than whatever
+    the parser tripped on (a 500 with a traceback)."""
+
+    def generate(self, *args: Any, **kwargs: Any) -> LLMResult:
+        try:
+            return super().generate(*args, **kwargs)
+        except _UNREADABLE as exc:
+            raise UnreadableAnswer() from exc
+
+    async def agenerate(self, *args: Any, **kwargs: Any) -> LLMResult:
+        try:
+            return await super().agenerate(*args, **kwargs)
+        except _UNREADABLE as exc:
+            raise UnreadableAnswer() from exc
+
+    def _generate(self, *args: Any, **kwargs: Any) -> ChatResult:
+        try:
+            return super()._generate(*args, **kwargs)
+        except _UNREADABLE as exc:
+            raise UnreadableAnswer() from exc
+
+    async def _agenerate(self, *args: Any, **kwargs: Any) -> ChatResult:
+        try:
+            return await super()._agenerate(*args, **kwargs)
+        except _UNREADABLE as exc:
+            raise UnreadableAnswer() from exc
+
+    def _stream(self, *args: Any, **kwargs: Any) -> Iterator[ChatGenerationChunk]:
+        try:
+            yield from super()._stream(*args, **kwargs)
+        except _UNREADABLE as exc:
+            raise UnreadableAnswer() from exc
+
+    async def _astream(self, *args: Any, **kwargs: Any) -> AsyncIterator[ChatGenerationChunk]:
+        try:
+            async for chunk in super()._astream(*args, **kwargs):
+                yield chunk
+        except _UNREADABLE as exc:
+            raise UnreadableAnswer() from exc

@@ -38,6 +38,22 @@ class Behaviour:
     think_s: float = 0.0
     # Streams: after this many chunks, wait until the test sets `FakeOpenAI.resume`.
     pause_after_chunks: int | None = None
+    # Garbage instead of an answer: this exact body with status 200 (both for streams and
+    # JSON requests), as a broken gateway or a misrouted proxy sends it.
+    garbage: bytes | None = None
+    garbage_type: str = "application/json"
+
+
+def valid_chunk(text: str) -> bytes:
+    """One well-formed stream chunk carrying `text`, framed as an SSE event."""
+    chunk = {
+        "id": "chatcmpl-fake",
+        "object": "chat.completion.chunk",
+        "created": int(time.time()),
+        "model": "fake",
+        "choices": [{"index": 0, "delta": {"content": text}, "finish_reason": None}],
+    }
+    return b"data: " + orjson.dumps(chunk) + b"\n\n"
 
 
 @dataclass
@@ -82,6 +98,10 @@ class FakeOpenAI:
                 await asyncio.Event().wait()
             if behaviour.think_s:
                 await asyncio.sleep(behaviour.think_s)
+            if behaviour.garbage is not None:
+                return web.Response(
+                    body=behaviour.garbage, headers={"Content-Type": behaviour.garbage_type}
+                )
             if behaviour.status != 200:
                 payload = behaviour.error_body or {
                     "error": {"message": "fake failure", "type": "server_error", "code": None}
