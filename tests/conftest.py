@@ -74,3 +74,7 @@ def openai_env(server: TestServer, **extra: str) -> dict[str, str]:
         "MODEL_MAX_RETRIES": "0",
         **extra,
     }
+
+
+# The state tests' databases: SQLite files and fresh PostgreSQL databases (tests/databases.py).
+from tests.databases import postgres_server, state_url  # noqa: E402, F401

@@ -1,0 +1,150 @@
+"""The store's schema, as numbered migrations applied once at start-up.
+
+Every worker of every instance runs `migrate()` when it starts; they may start at the same
+moment. The migrations run inside one transaction that first takes a lock every other
+migrator waits for (PostgreSQL: a transaction-level advisory lock; SQLite: the write lock of
+`BEGIN IMMEDIATE`), then reads the version table: the first worker applies what is missing,
+the others find nothing left to do. DDL is transactional on both databases, so a migration
+that fails leaves the schema as it was.
+
+To change the schema, append a migration; never edit one that has shipped. A database whose
+version is newer than this code knows is refused (an older release must not write to it).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from .database import Database, Dialect, Session
+
+log = logging.getLogger(__name__)
+
+# Any constant; the same one in every process. ("agent-st" as a 64-bit integer.)
+MIGRATION_LOCK_KEY = 0x6167656E742D7374
+
+
+class SchemaTooNew(RuntimeError):
+    """The database was migrated by a newer release than this one."""
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    version: int
+    name: str
+    sqlite: str
+    postgresql: str
+
+    def statements(self, dialect: Dialect) -> list[str]:
+        script = self.sqlite if dialect == "sqlite" else self.postgresql
+        return [statement.strip() for statement in script.split(";") if statement.strip()]
+
+
+def _tables(*, real: str, serial: str) -> str:
+    return f"""
+    CREATE TABLE agent_threads (
+        thread_id TEXT PRIMARY KEY,
+        owner TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        created_at {real} NOT NULL,
+        updated_at {real} NOT NULL,
+        expires_at {real},
+        lease_holder TEXT,
+        lease_until {real}
+    );
+    CREATE INDEX agent_threads_expiry ON agent_threads (expires_at);
+    CREATE TABLE agent_responses (
+        id TEXT PRIMARY KEY,
+        owner TEXT NOT NULL,
+        created_at {real} NOT NULL,
+        expires_at {real},
+        status TEXT NOT NULL,
+        thread_id TEXT,
+        checkpoint_id TEXT,
+        conversation_id TEXT,
+        previous_response_id TEXT,
+        body TEXT NOT NULL
+    );
+    CREATE INDEX agent_responses_thread ON agent_responses (thread_id);
+    CREATE INDEX agent_responses_expiry ON agent_responses (expires_at);
+    CREATE TABLE agent_response_items (
+        response_id TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        position INTEGER NOT NULL,
+        item_id TEXT NOT NULL,
+        owner TEXT NOT NULL,
+        body TEXT NOT NULL,
+        PRIMARY KEY (response_id, kind, position)
+    );
+    CREATE INDEX agent_response_items_item ON agent_response_items (item_id);
+    CREATE TABLE agent_conversations (
+        id TEXT PRIMARY KEY,
+        owner TEXT NOT NULL,
+        created_at {real} NOT NULL,
+        updated_at {real} NOT NULL,
+        expires_at {real},
+        metadata TEXT NOT NULL
+    );
+    CREATE INDEX agent_conversations_expiry ON agent_conversations (expires_at);
+    CREATE TABLE agent_conversation_items (
+        seq {serial},
+        conversation_id TEXT NOT NULL,
+        item_id TEXT NOT NULL,
+        body TEXT NOT NULL,
+        in_memory INTEGER NOT NULL
+    );
+    CREATE INDEX agent_conversation_items_order ON agent_conversation_items (conversation_id, seq);
+    CREATE INDEX agent_conversation_items_item ON agent_conversation_items (item_id)
+    """
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(
+        1,
+        "threads, stored responses and their items, conversations and their items",
+        sqlite=_tables(real="REAL", serial="INTEGER PRIMARY KEY AUTOINCREMENT"),
+        postgresql=_tables(
+            real="DOUBLE PRECISION", serial="BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY"
+        ),
+    ),
+)
+
+LATEST_VERSION = MIGRATIONS[-1].version
+
+_VERSION_TABLE = """
+CREATE TABLE IF NOT EXISTS agent_state_migrations (
+    version INTEGER PRIMARY KEY,
+    name TEXT NOT NULL
+)
+"""
+
+
+async def migrate(db: Database, migrations: tuple[Migration, ...] = MIGRATIONS) -> int:
+    """Bring the schema to the newest version; returns the version now in the database."""
+    latest = migrations[-1].version
+    async with db.transaction() as session:
+        if db.dialect == "postgresql":
+            await session.execute("SELECT pg_advisory_xact_lock(?)", (MIGRATION_LOCK_KEY,))
+        await session.execute(_VERSION_TABLE)
+        current = await _current_version(session)
+        if current > latest:
+            raise SchemaTooNew(
+                f"the state store's schema is at version {current}, newer than this release "
+                f"knows ({latest}); run the newer release or use another database"
+            )
+        for migration in migrations:
+            if migration.version <= current:
+                continue
+            log.info("State store: applying migration %d (%s)", migration.version, migration.name)
+            for statement in migration.statements(db.dialect):
+                await session.execute(statement)
+            await session.execute(
+                "INSERT INTO agent_state_migrations (version, name) VALUES (?, ?)",
+                (migration.version, migration.name),
+            )
+    return max(current, latest)
+
+
+async def _current_version(session: Session) -> int:
+    row = await session.fetch_one("SELECT MAX(version) AS version FROM agent_state_migrations")
+    return int(row["version"]) if row and row["version"] is not None else 0

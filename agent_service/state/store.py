@@ -1,0 +1,250 @@
+"""The state store: opened once per worker, the one object the rest of the service uses.
+
+    store = await open_store(location, options)
+    store.responses / store.conversations / store.threads    our own tables
+    store.checkpointer                                        LangGraph's, same database
+    await store.close()
+
+Opening connects (bounded by `connect_timeout_s`), migrates our schema and sets up the
+checkpointer's; any failure raises `StoreUnavailable` naming the store and the reason, and
+the worker does not start (see `setup_state` for why that is the choice).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
+from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+
+from ..settings import DatabricksAuth
+from .config import StoreLocation
+from .conversations import ConversationRepository
+from .database import Database, PostgresDatabase, SqliteDatabase, open_sqlite
+from .identity import thread_key
+from .lakebase import LakebaseCredentials
+from .migrations import migrate
+from .responses import ResponseRepository
+from .threads import ThreadRepository
+
+log = logging.getLogger(__name__)
+
+# Not the migration lock: LangGraph's own setup runs statements that cannot be in a
+# transaction (CREATE INDEX CONCURRENTLY), so it is serialised with a session-level lock.
+_CHECKPOINTER_SETUP_LOCK_KEY = 0x6167656E742D6370
+
+
+_SETUP_RETRY_S = 0.05
+
+
+class Closable(Protocol):
+    async def close(self) -> None: ...
+
+
+class StoreUnavailable(RuntimeError):
+    """The state store cannot be used; the message names it (without credentials) and why."""
+
+
+@dataclass(frozen=True, slots=True)
+class StoreOptions:
+    # Stored responses, conversations and threads are deleted this long after their last
+    # use; 0 keeps them until deleted.
+    retention_s: float = 30 * 86400.0
+    # PostgreSQL connections per worker.
+    pool_size: int = 10
+    # How long start-up waits for the database (and SQLite for another process's write).
+    connect_timeout_s: float = 30.0
+    databricks: DatabricksAuth = field(default_factory=DatabricksAuth)
+
+
+class StateStore:
+    def __init__(
+        self,
+        location: StoreLocation,
+        db: Database,
+        checkpointer: BaseCheckpointSaver[str],
+        *,
+        retention_s: float | None,
+        schema_version: int,
+        closers: tuple[Closable, ...] = (),
+    ) -> None:
+        self.location = location
+        self.db = db
+        self.checkpointer = checkpointer
+        self.schema_version = schema_version
+        self.responses = ResponseRepository(db, retention_s=retention_s)
+        self.conversations = ConversationRepository(db, retention_s=retention_s)
+        self.threads = ThreadRepository(db, retention_s=retention_s)
+        self._closers = closers
+
+    def describe(self) -> dict[str, object]:
+        """For /agent/info: where state lives, never a credential."""
+        return {
+            "backend": self.location.kind,
+            "location": self.location.describe(),
+            "schema_version": self.schema_version,
+        }
+
+    async def delete_response(self, owner: str, response_id: str) -> bool:
+        """Delete a stored response; its thread's checkpoints go with the last response that
+        used it (a conversation's thread stays with the conversation)."""
+        async with self.db.transaction() as session:
+            deleted = await self.responses.delete(owner, response_id, session)
+            unused = deleted.unused_thread
+            if unused is not None:
+                kind = await session.fetch_one(
+                    "SELECT kind FROM agent_threads WHERE thread_id = ?", (unused,)
+                )
+                if kind is not None and kind["kind"] != "response":
+                    unused = None
+                else:
+                    await self.threads.forget(session, unused)
+        if unused is not None:
+            await self.checkpointer.adelete_thread(unused)
+        return deleted.found
+
+    async def delete_conversation(self, owner: str, conversation_id: str) -> bool:
+        """Delete a conversation, its items and the agent's memory of it."""
+        thread_id = thread_key(owner, conversation_id)
+        async with self.db.transaction() as session:
+            found = await self.conversations.delete(owner, conversation_id, session)
+            if found:
+                await self.threads.forget(session, thread_id)
+        if found:
+            await self.checkpointer.adelete_thread(thread_id)
+        return found
+
+    async def sweep(self, now: float | None = None) -> int:
+        """Delete what outlived the retention period; returns how many threads went."""
+        now = time.time() if now is None else now
+        async with self.db.transaction() as session:
+            for table, key in (
+                ("agent_response_items", "response_id"),
+                ("agent_conversation_items", "conversation_id"),
+            ):
+                parent = "agent_responses" if key == "response_id" else "agent_conversations"
+                await session.execute(
+                    f"DELETE FROM {table} WHERE {key} IN (SELECT id FROM {parent}"
+                    " WHERE expires_at IS NOT NULL AND expires_at < ?)",
+                    (now,),
+                )
+            await session.execute(
+                "DELETE FROM agent_responses WHERE expires_at IS NOT NULL AND expires_at < ?",
+                (now,),
+            )
+            await session.execute(
+                "DELETE FROM agent_conversations WHERE expires_at IS NOT NULL AND expires_at < ?",
+                (now,),
+            )
+            expired = await session.fetch_all(
+                "SELECT thread_id FROM agent_threads WHERE expires_at IS NOT NULL"
+                " AND expires_at < ? AND (lease_until IS NULL OR lease_until < ?)",
+                (now, now),
+            )
+            for row in expired:
+                await self.threads.forget(session, row["thread_id"])
+        for row in expired:
+            await self.checkpointer.adelete_thread(row["thread_id"])
+        return len(expired)
+
+    async def close(self) -> None:
+        for closable in self._closers:
+            await closable.close()
+
+
+async def open_store(location: StoreLocation, options: StoreOptions) -> StateStore:
+    try:
+        if location.kind == "sqlite":
+            return await _open_sqlite(location, options)
+        return await _open_postgres(location, options)
+    except StoreUnavailable:
+        raise
+    except Exception as exc:
+        # Driver messages name hosts, databases and users, never passwords: fit for the log.
+        raise StoreUnavailable(
+            f"state store {location.describe()} cannot be used: {type(exc).__name__}: {exc}"
+        ) from exc
+
+
+def _retention(options: StoreOptions) -> float | None:
+    return options.retention_s or None
+
+
+async def _open_sqlite(location: StoreLocation, options: StoreOptions) -> StateStore:
+    db = await SqliteDatabase.open(location.path, busy_timeout_s=options.connect_timeout_s)
+    try:
+        version = await migrate(db)
+        saver_conn = await open_sqlite(
+            location.path, busy_timeout_s=options.connect_timeout_s, autocommit=False
+        )
+        saver = AsyncSqliteSaver(saver_conn)
+        await saver.setup()
+    except BaseException:
+        await db.close()
+        raise
+    return StateStore(
+        location,
+        db,
+        saver,
+        retention_s=_retention(options),
+        schema_version=version,
+        closers=(db, saver_conn),
+    )
+
+
+async def _open_postgres(location: StoreLocation, options: StoreOptions) -> StateStore:
+    password = None
+    if location.kind == "lakebase":
+        password = await LakebaseCredentials.connect(
+            options.databricks,
+            instance=location.lakebase_instance,
+            endpoint=location.lakebase_endpoint,
+        )
+    db = await PostgresDatabase.open(
+        location.params,
+        password=password,
+        # The checkpointer's setup needs a second connection while the lock holds one.
+        pool_size=max(2, options.pool_size),
+        connect_timeout_s=options.connect_timeout_s,
+    )
+    try:
+        version = await migrate(db)
+        saver = AsyncPostgresSaver(db.pool)
+        async with asyncio.timeout(options.connect_timeout_s):
+            await _set_up_postgres_checkpointer(db, saver)
+    except BaseException:
+        await db.close()
+        raise
+    return StateStore(
+        location,
+        db,
+        saver,
+        retention_s=_retention(options),
+        schema_version=version,
+        closers=(db,),
+    )
+
+
+async def _set_up_postgres_checkpointer(db: PostgresDatabase, saver: AsyncPostgresSaver) -> None:
+    """LangGraph's setup, one worker at a time. The lock is tried, not waited for: a session
+    blocked in pg_advisory_lock holds a snapshot, and the CREATE INDEX CONCURRENTLY of the
+    worker holding the lock would wait for that snapshot forever."""
+    async with db.connection() as conn:
+        while True:
+            cursor = await conn.execute(
+                "SELECT pg_try_advisory_lock(%s) AS locked", (_CHECKPOINTER_SETUP_LOCK_KEY,)
+            )
+            row = await cursor.fetchone()
+            if row is not None and row["locked"]:
+                break
+            # Another worker is setting up; that takes a fraction of a second.
+            await asyncio.sleep(_SETUP_RETRY_S)
+        try:
+            await saver.setup()
+        finally:
+            await conn.execute("SELECT pg_advisory_unlock(%s)", (_CHECKPOINTER_SETUP_LOCK_KEY,))
