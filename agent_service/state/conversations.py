@@ -12,10 +12,10 @@ import time
 import uuid
 from collections.abc import Mapping, Sequence
 
-from .database import Database, Session
-from .paging import page_of
-from .records import Conversation, Item, ItemPage, Order
-from .serde import dumps, loads
+from agent_service.state.database import Database, Session
+from agent_service.state.paging import page_of
+from agent_service.state.records import Conversation, Item, ItemPage, Order
+from agent_service.state.serde import dumps, loads
 
 
 def new_conversation_id() -> str:

@@ -16,7 +16,7 @@ import uuid
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from ..settings import DatabricksAuth
+from agent_service.settings import DatabricksAuth
 
 if TYPE_CHECKING:
     from databricks.sdk import WorkspaceClient

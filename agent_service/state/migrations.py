@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from .database import Database, Dialect, Session
+from agent_service.state.database import Database, Dialect, Session
 
 log = logging.getLogger(__name__)
 

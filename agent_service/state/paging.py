@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from .database import Row, Session
-from .records import ItemPage, Order
-from .serde import loads
+from agent_service.state.database import Row, Session
+from agent_service.state.records import ItemPage, Order
+from agent_service.state.serde import loads
 
 MAX_PAGE = 100
 DEFAULT_PAGE = 20

@@ -6,10 +6,10 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from .database import Database, Session
-from .paging import page_of
-from .records import Item, ItemPage, NewResponse, Order, StoredResponse
-from .serde import dumps, loads
+from agent_service.state.database import Database, Session
+from agent_service.state.paging import page_of
+from agent_service.state.records import Item, ItemPage, NewResponse, Order, StoredResponse
+from agent_service.state.serde import dumps, loads
 
 
 @dataclass(frozen=True, slots=True)

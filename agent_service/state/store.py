@@ -22,15 +22,15 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
-from ..settings import DatabricksAuth
-from .config import StoreLocation
-from .conversations import ConversationRepository
-from .database import Database, PostgresDatabase, SqliteDatabase, open_sqlite
-from .identity import thread_key
-from .lakebase import LakebaseCredentials
-from .migrations import migrate
-from .responses import ResponseRepository
-from .threads import ThreadRepository
+from agent_service.settings import DatabricksAuth
+from agent_service.state.config import StoreLocation
+from agent_service.state.conversations import ConversationRepository
+from agent_service.state.database import Database, PostgresDatabase, SqliteDatabase, open_sqlite
+from agent_service.state.identity import thread_key
+from agent_service.state.lakebase import LakebaseCredentials
+from agent_service.state.migrations import migrate
+from agent_service.state.responses import ResponseRepository
+from agent_service.state.threads import ThreadRepository
 
 log = logging.getLogger(__name__)
 

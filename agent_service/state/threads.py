@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import time
 
-from .database import Database, Session
-from .records import ThreadKind
+from agent_service.state.database import Database, Session
+from agent_service.state.records import ThreadKind
 
 
 class ThreadBusy(Exception):
