@@ -8,6 +8,7 @@
     │   ├── PermissionDenied          403 permission_error
     │   ├── NotFound                  404
     │   ├── MethodNotAllowed          405
+    │   ├── Conflict                  409  (a conversation another request is extending)
     │   ├── PayloadTooLarge           413
     │   └── UnsupportedMediaType      415
     ├── Overloaded                    503 server_error       (Retry-After)
@@ -101,6 +102,11 @@ class NotFound(ClientError):
 class MethodNotAllowed(ClientError):
     status = 405
     default_code = "method_not_allowed"
+
+
+class Conflict(ClientError):
+    status = 409
+    default_code = "conflict"
 
 
 class PayloadTooLarge(ClientError):

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Literal, TypeVar, get_args
 
 from agent_service.protocols.registry import TASK_NAMES, TaskName
+from agent_service.state.config import LIBPQ_ENV, StoreConfigError, StoreLocation, parse_location
 
 ModelBackend = Literal["offline", "openai", "databricks"]
 BACKENDS: tuple[ModelBackend, ...] = get_args(ModelBackend)
@@ -118,6 +119,17 @@ class Settings:
     metrics_dir: str = ""
     log_level: str = "INFO"
 
+    # --- conversation state (agent_service/state) ---
+    # Where stored responses, conversations and the agent's memory live (STATE_STORE).
+    state_store: StoreLocation = field(default_factory=lambda: parse_location(""))
+    # Stored state unused this long is deleted; 0 keeps it until a client deletes it.
+    # OpenAI keeps stored responses for 30 days.
+    state_retention_days: float = 30.0
+    # PostgreSQL connections per worker.
+    state_pool_size: int = 10
+    # How long start-up waits for the store before the worker gives up.
+    state_connect_timeout_s: float = 30.0
+
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         """Build settings from `env` (default: the process environment)."""
@@ -204,6 +216,14 @@ class Settings:
             metrics_dir=reader.text("PROMETHEUS_MULTIPROC_DIR"),
             log_level=reader.choice(
                 "LOG_LEVEL", ("DEBUG", "INFO", "WARNING", "ERROR"), defaults.log_level, upper=True
+            ),
+            state_store=reader.store_location(),
+            state_retention_days=reader.number(
+                "STATE_RETENTION_DAYS", defaults.state_retention_days, low=0.0
+            ),
+            state_pool_size=reader.integer("STATE_POOL_SIZE", defaults.state_pool_size, low=1),
+            state_connect_timeout_s=reader.number(
+                "STATE_CONNECT_TIMEOUT_SECONDS", defaults.state_connect_timeout_s, low=0.1
             ),
         )
         settings.check()
@@ -317,6 +337,17 @@ class _Reader:
         if not all(cpu.isdigit() for cpu in cpus):
             raise SettingsError(f"{name}={','.join(cpus)!r}: expected CPU numbers, e.g. 1 or 2,3")
         return ",".join(cpus)
+
+    def store_location(self) -> StoreLocation:
+        try:
+            return parse_location(
+                self.text("STATE_STORE"),
+                lakebase_instance=self.text("LAKEBASE_INSTANCE_NAME"),
+                lakebase_endpoint=self.text("LAKEBASE_ENDPOINT"),
+                libpq_env={name: self.env[name] for name in LIBPQ_ENV if self.env.get(name)},
+            )
+        except StoreConfigError as problem:
+            raise SettingsError(str(problem)) from None
 
     def boolean(self, name: str, default: bool) -> bool:
         raw = self.optional(name)

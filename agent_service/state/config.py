@@ -109,7 +109,8 @@ def _sqlite(value: str) -> StoreLocation:
     return StoreLocation("sqlite", path=path)
 
 
-_LIBPQ_ENV = {
+# What libpq reads from the environment, and Databricks Apps sets for a database resource.
+LIBPQ_ENV = {
     "PGHOST": "host",
     "PGPORT": "port",
     "PGDATABASE": "dbname",
@@ -139,7 +140,7 @@ def _libpq_params(value: str) -> dict[str, str]:
 def _lakebase(
     value: str, instance: str, endpoint: str, libpq_env: Mapping[str, str]
 ) -> StoreLocation:
-    params = {key: libpq_env[name] for name, key in _LIBPQ_ENV.items() if libpq_env.get(name)}
+    params = {key: libpq_env[name] for name, key in LIBPQ_ENV.items() if libpq_env.get(name)}
     params.update(_libpq_params(value))
     if "password" in params:
         raise StoreConfigError(
@@ -147,8 +148,8 @@ def _lakebase(
         )
     params.setdefault("sslmode", "require")
     params.setdefault("dbname", "databricks_postgres")
-    missing = [name for name, key in _LIBPQ_ENV.items() if key in ("host", "user")]
-    missing = [name for name in missing if _LIBPQ_ENV[name] not in params]
+    missing = [name for name, key in LIBPQ_ENV.items() if key in ("host", "user")]
+    missing = [name for name in missing if LIBPQ_ENV[name] not in params]
     if missing:
         raise StoreConfigError(
             f"STATE_STORE=lakebase needs {' and '.join(missing)} (a Databricks App's database "
