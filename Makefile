@@ -21,7 +21,7 @@ ifeq ($(UV),)
 UV := .tools/bin/uv
 endif
 
-.PHONY: run test check static format sync clean register bench bench-quick soak chromium screenshots
+.PHONY: run test check static format sync clean register bench bench-quick bench-state soak chromium screenshots
 
 # The offline model pauses between tokens here so streaming is visible in a terminal.
 run: export OFFLINE_TOKEN_DELAY_MS ?= 30
@@ -84,6 +84,11 @@ bench: .venv/.synced
 
 bench-quick: .venv/.synced
 	$(UV) run --frozen --group bench python -m bench.run --quick $(BENCH_ARGS)
+
+# What a stored turn adds over a stateless one (SQLite, PostgreSQL), on the production install
+# (no dev dependencies; the next `make test` puts them back).
+bench-state: .venv/.synced
+	$(UV) run --frozen --no-dev python -m bench.state $(BENCH_ARGS)
 
 # A fixed-rate load for a set time against two gunicorn workers: errors, latency, memory.
 soak: .venv/.synced

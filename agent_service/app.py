@@ -15,6 +15,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 from aiohttp import web
 
+from agent_service.agents.graph_runner import GraphAgent
 from agent_service.agents.loader import import_target, load_agent
 from agent_service.http import views
 from agent_service.http.admission import RequestGate, admission_middleware
@@ -27,9 +28,20 @@ from agent_service.http.middlewares import (
 from agent_service.http.openapi import build_openapi
 from agent_service.http.routes import agent_endpoints
 from agent_service.http.security import add_cors_headers, auth_middleware, cors_middleware
+from agent_service.http.state import setup_state
+from agent_service.http.stored import setup_stored_routes
 from agent_service.http.ui import setup_ui
 from agent_service.http.validation import body_middleware
-from agent_service.keys import AGENT, ENDPOINTS, GATE, METRICS, OPENAPI, SCHEMAS, SETTINGS
+from agent_service.keys import (
+    AGENT,
+    ENDPOINTS,
+    GATE,
+    METRICS,
+    OPENAPI,
+    SCHEMAS,
+    SETTINGS,
+    STATE,
+)
 from agent_service.observability.metrics import Metrics
 from agent_service.observability.tracing import start_tracer
 from agent_service.observability.versioning import version_name
@@ -85,6 +97,8 @@ async def create_app(
     app.on_response_prepare.append(add_cors_headers)
     app.on_shutdown.append(_drain)
     app.cleanup_ctx.append(_tracing_context)
+    setup_state(app)
+    setup_stored_routes(app)
     app.cleanup_ctx.append(_agent_context(agent))
     return app
 
@@ -125,6 +139,10 @@ def _agent_context(
                 import_target(settings.agent) if target is None else target, settings, resources
             )
             runtime.agent = loaded.agent
+            store = app[STATE].store
+            if store is not None and isinstance(runtime.agent, GraphAgent):
+                # Conversation memory: the graph joins threads of the store's checkpointer.
+                runtime.agent = runtime.agent.with_memory(store.checkpointer)
             if loaded.backend is not None:
                 runtime.backend_kind = loaded.backend.kind
                 runtime.backend_endpoint = loaded.backend.endpoint

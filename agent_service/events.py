@@ -95,6 +95,15 @@ class CustomOutputs:
 
 
 @dataclass(frozen=True, slots=True)
+class ThreadSaved:
+    """The run's conversation memory was saved: the LangGraph checkpoint it ended on (a
+    stateful run only, just before `RunEnded`). Encoders send nothing for it."""
+
+    thread_id: str
+    checkpoint_id: str
+
+
+@dataclass(frozen=True, slots=True)
 class RunFailed:
     """Terminal: the run failed after it started; encoders emit their in-band error frames."""
 
@@ -116,6 +125,7 @@ Event = (
     | ToolResult
     | Usage
     | CustomOutputs
+    | ThreadSaved
     | RunFailed
     | RunEnded
 )

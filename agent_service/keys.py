@@ -13,6 +13,7 @@ from aiohttp import web
 if TYPE_CHECKING:
     from agent_service.http.admission import RequestGate
     from agent_service.http.routes import Endpoint
+    from agent_service.http.state import StateRuntime
     from agent_service.http.ui_assets import UiAssets
     from agent_service.observability.metrics import Metrics
     from agent_service.runtime import AgentRuntime
@@ -30,6 +31,8 @@ OPENAPI: web.AppKey[dict[str, Any]] = web.AppKey("openapi")
 METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
 # The chat page's files, read once per worker.
 UI_ASSETS: web.AppKey[UiAssets] = web.AppKey("ui_assets")
+# The state store (stored responses, conversations, the agent's memory), once opened.
+STATE: web.AppKey[StateRuntime] = web.AppKey("state")
 
 REQUEST_ID: web.RequestKey[str] = web.RequestKey("request_id")
 # The event loop's clock when the request arrived (latency, time to first token).
@@ -41,3 +44,8 @@ TRACE_ID: web.RequestKey[str] = web.RequestKey("trace_id")
 ENDPOINT: web.RequestKey[Endpoint] = web.RequestKey("endpoint")
 # The request body after JSON parsing and schema validation.
 BODY: web.RequestKey[dict[str, Any]] = web.RequestKey("body")
+# Whose stored state the request may see: a hash of its API key or of the Databricks Apps
+# user, never the key (agent_service/state/identity.py).
+CALLER: web.RequestKey[str] = web.RequestKey("caller")
+# The conversation (thread) name a request continues, returned in the X-Thread-Id header.
+THREAD_NAME: web.RequestKey[str] = web.RequestKey("thread_name")

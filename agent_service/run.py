@@ -20,6 +20,30 @@ from langchain_core.runnables import RunnableConfig
 
 # The key under `configurable` that holds the RunOptions of the current run.
 CONFIG_KEY = "agent_service_run"
+# The id of the system message that carries a request's instructions (Responses
+# `instructions`): in a thread, the next turn's replace them in place.
+INSTRUCTIONS_MESSAGE_ID = "agent-service-instructions"
+
+
+@dataclass(frozen=True, slots=True)
+class ThreadRef:
+    """Where a stateful run's conversation memory is (a LangGraph thread of the state
+    store's checkpointer) and how the run joins it."""
+
+    # The thread the run reads and extends; None: the run is not saved (it may still start
+    # from a copy of another thread's messages, `seed_*`).
+    thread_id: str | None
+    # Start from this checkpoint (a fork, as LangGraph's time travel does); None: the latest.
+    checkpoint_id: str | None = None
+    # The client resends the whole conversation each turn: only the new part is added
+    # (agent_service/state/resend.py has the rule).
+    resends_history: bool = False
+    # Copy the messages of this thread (at this checkpoint) in front of the input.
+    seed_thread_id: str | None = None
+    seed_checkpoint_id: str | None = None
+    # The name the client knows the thread by, returned as custom_outputs.thread_id; None
+    # when the client has its own handle (a response or conversation id).
+    client_name: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,13 +66,20 @@ class RunOptions:
     # (X-Forwarded-Access-Token): for tools that act as the user. This request only; never
     # logged, stored or traced (repr hides it; the trace records the body, not headers).
     user_token: str | None = field(default=None, repr=False)
+    # Conversation memory: None runs the graph statelessly, as it always did.
+    thread: ThreadRef | None = None
 
     @property
     def client_tool_names(self) -> frozenset[str]:
         return frozenset(str(tool["function"]["name"]) for tool in self.client_tools)
 
     def to_config(self) -> RunnableConfig:
-        config: RunnableConfig = {"configurable": {CONFIG_KEY: self}, "run_name": "agent"}
+        configurable: dict[str, Any] = {CONFIG_KEY: self}
+        if self.thread is not None and self.thread.thread_id is not None:
+            configurable["thread_id"] = self.thread.thread_id
+            if self.thread.checkpoint_id is not None:
+                configurable["checkpoint_id"] = self.thread.checkpoint_id
+        config: RunnableConfig = {"configurable": configurable, "run_name": "agent"}
         if self.callbacks:
             config["callbacks"] = list(self.callbacks)
         return config

@@ -35,7 +35,16 @@ Kind = Literal["ours", "baseline"]
 
 # Settings the harness decides; anything inherited under these prefixes is dropped so a
 # developer's own model endpoint or tracking server cannot leak into a run.
-_STRIPPED_PREFIXES = ("DATABRICKS_", "OPENAI_", "MLFLOW_", "AGENT_", "OFFLINE_", "BENCH_")
+_STRIPPED_PREFIXES = (
+    "DATABRICKS_",
+    "OPENAI_",
+    "MLFLOW_",
+    "AGENT_",
+    "OFFLINE_",
+    "BENCH_",
+    "STATE_",
+    "LAKEBASE_",
+)
 _STRIPPED = {"MODEL_BACKEND", "WEB_CONCURRENCY", "SSE_HEARTBEAT_SECONDS", "TRACE_SAMPLING_RATIO"}
 
 _running: set[Server] = set()
@@ -76,6 +85,8 @@ class ServerSpec:
     cores: str = "0"
     # False: every module compiled from source at start (what this machine does by default).
     bytecode_cache: bool = True
+    # More settings for ours (the state bench: STATE_STORE).
+    extra_env: tuple[tuple[str, str], ...] = ()
 
     def command(self, port: int) -> list[str]:
         pin = ["taskset", "-c", self.cores]
@@ -108,7 +119,11 @@ class ServerSpec:
                 AGENT_TRACING="true" if self.tracing else "false",
                 TRACE_SAMPLING_RATIO="1.0",
                 SSE_HEARTBEAT_SECONDS=str(self.heartbeat_s),
+                # Off unless the run says otherwise: the comparisons with the baseline are of
+                # stateless serving (bench/state.py measures what state adds).
+                STATE_STORE="off",
             )
+            env.update(self.extra_env)
         else:
             env.update(self.answer.env())
             env["BENCH_TRACING"] = "true" if self.tracing else "false"

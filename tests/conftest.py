@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,13 +19,15 @@ ServiceFactory = Callable[..., Awaitable[TestClient[Any, Any]]]
 
 def settings_for(env: Mapping[str, str] | None = None) -> Settings:
     """Settings from `env`, with tracing off unless the test turns it on: the tests of
-    tracing point it at a store in a temporary folder, never at ./mlflow.db."""
-    return Settings.from_env({"AGENT_TRACING": "false", **(env or {})})
+    tracing point it at a store in a temporary folder, never at ./mlflow.db. Likewise the
+    state store is off unless the test gives one (never ./agent_state.db)."""
+    return Settings.from_env({"AGENT_TRACING": "false", "STATE_STORE": "off", **(env or {})})
 
 
 @pytest.fixture
-def make_service(aiohttp_client: AiohttpClient) -> ServiceFactory:
-    """Start the service from `create_app` with settings from an environment mapping."""
+def make_service(aiohttp_client: AiohttpClient, tmp_path: Path) -> ServiceFactory:
+    """Start the service from `create_app` with settings from an environment mapping; the
+    state store is a SQLite file in the test's folder unless `env` says otherwise."""
 
     async def start(
         env: Mapping[str, str] | None = None,
@@ -33,6 +36,7 @@ def make_service(aiohttp_client: AiohttpClient) -> ServiceFactory:
         graph: object | None = None,
     ) -> TestClient[Any, Any]:
         """`agent`: anything AGENT may name (`graph` is the same, for older tests)."""
+        env = {"STATE_STORE": f"sqlite:///{tmp_path / 'state.db'}", **(env or {})}
         app = await create_app(settings_for(env), agent=agent if agent is not None else graph)
         return await aiohttp_client(app)
 

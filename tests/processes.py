@@ -60,7 +60,9 @@ def wait_until_serving(base_url: str, process: subprocess.Popen[str], timeout: f
 def running_server(
     args: list[str], env: Mapping[str, str], log_path: Path, port: int
 ) -> Iterator[ServerProcess]:
-    full_env = {**os.environ, **env}
+    # The state store in the test's folder unless the test names one (never ./agent_state.db).
+    state = {"STATE_STORE": f"sqlite:///{log_path.parent / 'state.db'}"}
+    full_env = {**os.environ, **state, **env}
     with log_path.open("w") as log_file:
         process = subprocess.Popen(
             args,

@@ -82,6 +82,10 @@ EXPECTED_NAMES = frozenset(
         RESPONSES_EVENT,
         ERROR,
         "ui-feedback.request",
+        "conversation-create.request",
+        "conversation-update.request",
+        "conversation-items.request",
+        "stored-objects",
     }
 )
 

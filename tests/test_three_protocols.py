@@ -55,14 +55,14 @@ RESPONSES_WEATHER_TOOL = {
     "parameters": WEATHER_PARAMETERS,
 }
 
-StartScripted = Callable[[str, tuple[ScriptedTurn, ...]], Awaitable[Client]]
+StartScripted = Callable[..., Awaitable[Client]]
 
 
 @pytest.fixture
 def scripted(make_service: ServiceFactory) -> StartScripted:
-    async def start(task: str, script: tuple[ScriptedTurn, ...]) -> Client:
+    async def start(task: str, script: tuple[ScriptedTurn, ...], **env: str) -> Client:
         graph = build_graph(OfflineChatModel(script=script), select_tools(("calculator",)))
-        return await make_service({"AGENT_TASK": task}, graph=graph)
+        return await make_service({"AGENT_TASK": task, **env}, graph=graph)
 
     return start
 
@@ -165,7 +165,9 @@ async def test_chat_agent_returns_every_message_with_a_unique_id(scripted: Start
 
 
 async def test_chat_agent_plain_answer_and_custom_outputs(scripted: StartScripted) -> None:
-    client = await scripted("agent/v2/chat", ())
+    # Without state: the same request twice (JSON, then a stream) gets the same answer. With
+    # state, a conversation id continues the conversation (tests/test_state_http.py).
+    client = await scripted("agent/v2/chat", (), STATE_STORE="off")
     body = {
         "messages": [{"role": "user", "content": "Hi", "id": "u1"}],
         "context": {"conversation_id": "c-1", "user_id": "u-1"},
@@ -279,7 +281,7 @@ async def test_responses_client_tool_round_trip(scripted: StartScripted) -> None
 
 
 async def test_responses_echo_request_fields(scripted: StartScripted) -> None:
-    client = await scripted("agent/v1/responses", ())
+    client = await scripted("agent/v1/responses", (), STATE_STORE="off")
     body = {
         "input": "Hi",
         "instructions": "Be brief.",

@@ -25,9 +25,11 @@ from langchain_core.messages import (
     BaseMessage,
     ToolMessage,
 )
+from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.types import StreamMode
 
 from agent_service.agents.graph_contract import MESSAGES, AnyGraph, check_graph
+from agent_service.agents.memory import DURABILITY, checkpoint_id_of, thread_input
 from agent_service.events import (
     CustomOutputs,
     Event,
@@ -36,6 +38,7 @@ from agent_service.events import (
     MessageStarted,
     RunEnded,
     TextDelta,
+    ThreadSaved,
     ToolCallArgumentsDelta,
     ToolCallFinished,
     ToolCallStarted,
@@ -43,7 +46,7 @@ from agent_service.events import (
     Usage,
 )
 from agent_service.models.upstream import translate
-from agent_service.run import AgentRun
+from agent_service.run import AgentRun, ThreadRef
 
 log = logging.getLogger(__name__)
 
@@ -55,29 +58,105 @@ _TOKENS_AND_UPDATES: list[StreamMode] = ["messages", "updates"]
 
 
 class GraphAgent:
-    """A compiled LangGraph graph behind the agent interface."""
+    """A compiled LangGraph graph behind the agent interface. With `memory` (the same graph
+    compiled with the state store's checkpointer), a run whose options name a thread joins
+    that thread (agents/memory.py)."""
 
-    def __init__(self, graph: AnyGraph) -> None:
+    def __init__(self, graph: AnyGraph, *, memory: AnyGraph | None = None) -> None:
         self.graph = check_graph(graph)
+        self.memory = memory
         self.kind = f"LangGraph graph {graph.name!r}"
 
+    def with_memory(self, checkpointer: BaseCheckpointSaver[str]) -> GraphAgent:
+        """This agent, able to join threads kept by `checkpointer`; stateless runs still
+        use the graph as it was compiled."""
+        return GraphAgent(self.graph, memory=self.graph.copy(update={"checkpointer": checkpointer}))
+
     async def invoke(self, run: AgentRun) -> list[Event]:
-        return [event async for event in run_graph(self.graph, run, tokens=False)]
+        return [event async for event in self._run(run, tokens=False)]
 
     def stream(self, run: AgentRun) -> AsyncIterator[Event]:
-        return run_graph(self.graph, run, tokens=True)
+        return self._run(run, tokens=True)
+
+    def _run(self, run: AgentRun, *, tokens: bool) -> AsyncIterator[Event]:
+        thread = run.options.thread
+        if thread is None or self.memory is None:
+            return run_graph(self.graph, run, tokens=tokens)
+        return run_in_thread(self.graph, self.memory, run, thread, tokens=tokens)
 
 
 async def run_graph(graph: AnyGraph, run: AgentRun, *, tokens: bool) -> AsyncIterator[Event]:
     """Run the graph; its events, token by token when `tokens`."""
     conversation = _with_ids(run.messages)
+    async for event in _events(graph, {MESSAGES: conversation}, conversation, run, tokens=tokens):
+        yield event
+
+
+async def run_in_thread(
+    graph: AnyGraph, memory: AnyGraph, run: AgentRun, thread: ThreadRef, *, tokens: bool
+) -> AsyncIterator[Event]:
+    """Run in a thread: from what it holds, saving one checkpoint at the end, reported as
+    `ThreadSaved` before `RunEnded`. A run that only starts from a copy of another thread
+    (`thread_id` None) saves nothing and runs on the graph without the checkpointer."""
+    try:
+        prepared = await thread_input(memory, run, thread)
+    except Exception as exc:
+        raise translate(exc) from exc
+    saved = thread.thread_id is not None
+    saving = _Saving(thread) if saved else None
+    events = _events(
+        memory if saved else graph,
+        prepared.graph_input,
+        prepared.known,
+        run,
+        tokens=tokens,
+        saving=saving,
+    )
+    async with aclosing(events):
+        async for event in events:
+            if isinstance(event, RunEnded) and saving is not None and saving.checkpoint_id:
+                yield ThreadSaved(saving.thread_id, saving.checkpoint_id)
+            yield event
+
+
+@dataclass(slots=True)
+class _Saving:
+    """The checkpoints of a run that is saved: the last one of the root graph is where the
+    thread now ends."""
+
+    thread: ThreadRef
+    checkpoint_id: str | None = None
+
+    @property
+    def thread_id(self) -> str:
+        assert self.thread.thread_id is not None
+        return self.thread.thread_id
+
+
+async def _events(
+    graph: AnyGraph,
+    graph_input: Any,
+    conversation: Sequence[BaseMessage],
+    run: AgentRun,
+    *,
+    tokens: bool,
+    saving: _Saving | None = None,
+) -> AsyncGenerator[Event, None]:
     tracker = _StreamTracker(run.options.client_tool_names, conversation)
+    modes = _TOKENS_AND_UPDATES if tokens else _UPDATES
+    extra: dict[str, Any] = {}
+    if saving is not None:
+        modes = [*modes, "checkpoints"]
+        extra["durability"] = DURABILITY
+    name = run.options.thread.client_name if run.options.thread else None
+    custom_outputs_sent = False
     parts: AsyncGenerator[Any, None] = graph.astream(  # type: ignore[assignment]
-        {MESSAGES: conversation},
+        graph_input,
         run.options.to_config(),
-        stream_mode=_TOKENS_AND_UPDATES if tokens else _UPDATES,
+        stream_mode=modes,
         subgraphs=True,
         version="v2",
+        **extra,
     )
     try:
         async with aclosing(parts):
@@ -89,9 +168,14 @@ async def run_graph(graph: AnyGraph, run: AgentRun, *, tokens: bool) -> AsyncIte
                             yield event
                 elif part["type"] == "updates":
                     for event in tracker.on_updates(part["data"]):
+                        if isinstance(event, CustomOutputs) and name is not None:
+                            event = CustomOutputs({**event.values, "thread_id": name})
+                        custom_outputs_sent |= isinstance(event, CustomOutputs)
                         yield event
-                    if tracker.client_tool_called:
+                    if tracker.client_tool_called and saving is None:
                         break  # the client runs its own tools: the run stops here
+                elif part["type"] == "checkpoints" and saving is not None and not part["ns"]:
+                    saving.checkpoint_id = checkpoint_id_of(part["data"]["config"])
     except Exception as exc:
         error = translate(exc)
         if error is exc:
@@ -99,6 +183,8 @@ async def run_graph(graph: AnyGraph, run: AgentRun, *, tokens: bool) -> AsyncIte
         raise error from exc
     for event in tracker.close_open_messages():
         yield event
+    if name is not None and not custom_outputs_sent:
+        yield CustomOutputs({"thread_id": name})
     yield RunEnded()
 
 

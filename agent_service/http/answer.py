@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Protocol
 
 from aiohttp import web
@@ -51,8 +51,10 @@ async def answer(
     observer: RunObserver,
     *,
     streamed: bool,
+    around: Callable[[AsyncIterator[Event]], AsyncIterator[Event]] | None = None,
 ) -> web.StreamResponse:
-    """Run `agent` for `exchange` and answer `request` as it asked: SSE or one JSON body."""
+    """Run `agent` for `exchange` and answer `request` as it asked: SSE or one JSON body.
+    `around` sees the events on their way (a stateful turn keeps what it produced)."""
     sink: AnswerSink
     events: AsyncIterator[Event]
     if streamed:
@@ -68,6 +70,8 @@ async def answer(
     else:
         sink = JsonSink(observer.reducer or exchange.reducer(), shared=observer.reducer is not None)
         events = invoked(agent, exchange.run)
+    if around is not None:
+        events = around(events)
     return await deliver(events, sink, observer, request.app[GATE])
 
 

@@ -21,6 +21,8 @@ _LOCAL_REF = re.compile(r"^#/\$defs/(?P<def>.+)$")
 _AGENT_ERRORS = {
     "400": "Invalid JSON, a body that is not an object, or a schema violation (param = JSON path)",
     "401": "Missing or wrong API key (when AGENT_API_KEYS is set)",
+    "404": "The conversation named in the body does not exist (for this caller)",
+    "409": "Another request is running in the same conversation (code conversation_locked)",
     "413": "Body over MAX_BODY_BYTES",
     "415": "Not JSON",
     "429": "The model endpoint is rate limiting",
@@ -66,6 +68,7 @@ def build_openapi(schemas: SchemaSet, endpoints: dict[str, Endpoint], title: str
         )
     }
     paths["/openapi.json"] = {"get": _get("This document", {"200": _json_object("OpenAPI")})}
+    paths.update(_stored_paths())
     return {
         "openapi": "3.1.0",
         "info": {"title": title, "version": "1"},
@@ -151,3 +154,99 @@ def _json_object(description: str) -> dict[str, Any]:
         "description": description,
         "content": {"application/json": {"schema": {"type": "object"}}},
     }
+
+
+def _ref(name: str) -> dict[str, Any]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _answer(schema: dict[str, Any], description: str = "OK") -> dict[str, Any]:
+    errors = {"content": {"application/json": {"schema": _ref("error")}}}
+    return {
+        "200": {"description": description, "content": {"application/json": {"schema": schema}}},
+        "400": {"description": "Invalid parameters or body (param names the field)", **errors},
+        "401": {"description": "Missing or wrong API key (when AGENT_API_KEYS is set)", **errors},
+        "404": {"description": "No such id for this caller, or no such route", **errors},
+        "413": {"description": "Body over MAX_BODY_BYTES", **errors},
+        "415": {"description": "Not JSON", **errors},
+    }
+
+
+def _path_id(name: str) -> dict[str, Any]:
+    return {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+
+
+_PAGING = [
+    {"name": "after", "in": "query", "schema": {"type": "string"}},
+    {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 100}},
+    {"name": "order", "in": "query", "schema": {"enum": ["asc", "desc"]}},
+]
+
+
+def _operation(
+    summary: str,
+    parameters: list[dict[str, Any]],
+    answer: dict[str, Any],
+    body: str | None = None,
+) -> dict[str, Any]:
+    operation: dict[str, Any] = {
+        "summary": summary,
+        "parameters": parameters,
+        "responses": _answer(answer),
+    }
+    if body is not None:
+        operation["requestBody"] = {
+            "required": True,
+            "content": {"application/json": {"schema": _ref(body)}},
+        }
+    return operation
+
+
+def _stored_paths() -> dict[str, Any]:
+    """The routes of what the server keeps (agent_service/http/stored.py)."""
+    response_id = [_path_id("response_id")]
+    conversation_id = [_path_id("conversation_id")]
+    conversation = _ref("stored-objects.conversation")
+    item_list = _ref("stored-objects.item_list")
+    paths: dict[str, Any] = {}
+    for prefix in ("/v1/responses", "/responses"):
+        paths[prefix + "/{response_id}"] = {
+            "get": _operation(
+                "A stored response", response_id, _ref("agent-v1-responses.response")
+            ),
+            "delete": _operation(
+                "Delete a stored response", response_id, _ref("stored-objects.response_deleted")
+            ),
+        }
+        paths[prefix + "/{response_id}/input_items"] = {
+            "get": _operation("A stored response's input items", response_id + _PAGING, item_list)
+        }
+    paths["/v1/conversations"] = {
+        "post": _operation("Create a conversation", [], conversation, "conversation-create.request")
+    }
+    paths["/v1/conversations/{conversation_id}"] = {
+        "get": _operation("A conversation", conversation_id, conversation),
+        "post": _operation(
+            "Update a conversation's metadata",
+            conversation_id,
+            conversation,
+            "conversation-update.request",
+        ),
+        "delete": _operation(
+            "Delete a conversation", conversation_id, _ref("stored-objects.conversation_deleted")
+        ),
+    }
+    paths["/v1/conversations/{conversation_id}/items"] = {
+        "get": _operation("A conversation's items", conversation_id + _PAGING, item_list),
+        "post": _operation(
+            "Add items to a conversation", conversation_id, item_list, "conversation-items.request"
+        ),
+    }
+    paths["/v1/conversations/{conversation_id}/items/{item_id}"] = {
+        "get": _operation(
+            "One item of a conversation",
+            [*conversation_id, _path_id("item_id")],
+            _ref("stored-objects.item"),
+        )
+    }
+    return paths

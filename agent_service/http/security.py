@@ -9,7 +9,8 @@ from aiohttp import hdrs, web
 from aiohttp.typedefs import Handler
 
 from agent_service import errors
-from agent_service.keys import METRICS, SETTINGS, USER_TOKEN
+from agent_service.keys import CALLER, METRICS, SETTINGS, USER_TOKEN
+from agent_service.state.identity import owner_from_api_key, owner_from_forwarded_user
 
 # Routes that must answer without credentials: load balancers and orchestrators probe them.
 OPEN_PATHS = frozenset({"/health", "/ready", "/"})
@@ -63,12 +64,21 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
         request[USER_TOKEN] = token
     keys = request.app[SETTINGS].api_keys
     if not keys or request.path in OPEN_PATHS or request.path.startswith(OPEN_PREFIXES):
+        if user := _forwarded_user(request):
+            request[CALLER] = owner_from_forwarded_user(user)
         return await handler(request)
     scheme, _, presented = request.headers.get(hdrs.AUTHORIZATION, "").partition(" ")
     if scheme.lower() != "bearer" or not _matches_any(presented.strip(), keys):
         request.app[METRICS].rejections.labels("unauthenticated").inc()
         raise errors.AuthenticationRequired(headers={"WWW-Authenticate": "Bearer"})
+    request[CALLER] = owner_from_api_key(presented.strip())
     return await handler(request)
+
+
+def _forwarded_user(request: web.Request) -> str | None:
+    """The user Databricks Apps signed in (its proxy sets these headers on every request).
+    Trusted only without API keys: with keys, the key says who the caller is."""
+    return request.headers.get("X-Forwarded-Email") or request.headers.get("X-Forwarded-User")
 
 
 def _matches_any(presented: str, keys: tuple[str, ...]) -> bool:

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import os
+from collections.abc import AsyncIterator
 from typing import Any
 
 from aiohttp import web
 
+from agent_service.events import Event
 from agent_service.http.answer import answer, json_response
 from agent_service.http.middlewares import route_label
 from agent_service.http.observer import RunObserver
+from agent_service.http.turns import TurnPlan, end_turn, plan_turn, remembering
 from agent_service.keys import (
     AGENT,
     BODY,
@@ -20,6 +23,7 @@ from agent_service.keys import (
     REQUEST_ID,
     SETTINGS,
     STARTED,
+    STATE,
     TRACE_ID,
     USER_TOKEN,
 )
@@ -31,10 +35,21 @@ RETURN_TRACE_ID_HEADER = "x-mlflow-return-trace-id"
 
 
 async def invoke_agent(request: web.Request) -> web.StreamResponse:
-    """Every agent route: the protocol prepares the run, `answer` runs it and answers."""
+    """Every agent route: the conversation state the request names is resolved (a stateless
+    request passes through untouched), the protocol prepares the run, `answer` runs it."""
+    plan = await plan_turn(request, request[ENDPOINT].spec.task, request[BODY])
+    if plan.stateless:
+        return await _answer(request, plan)
+    try:
+        return await _answer(request, plan)
+    finally:
+        await end_turn(request, plan)
+
+
+async def _answer(request: web.Request, plan: TurnPlan) -> web.StreamResponse:
     settings = request.app[SETTINGS]
     endpoint = request[ENDPOINT]
-    body = request[BODY]
+    body = plan.body
     runtime = request.app[AGENT]
     agent = runtime.require_agent()
     trace = _start_trace(request, endpoint.task.name, body)
@@ -48,6 +63,7 @@ async def invoke_agent(request: web.Request) -> web.StreamResponse:
         trace_return=trace_return,
         user_token=request.get(USER_TOKEN),
         headers=request.headers,
+        thread=plan.thread,
     )
     exchange = endpoint.task.exchange(body, context)
     observer = RunObserver(
@@ -58,7 +74,18 @@ async def invoke_agent(request: web.Request) -> web.StreamResponse:
         route=route_label(request),
         started=request[STARTED],
     )
-    return await answer(request, agent, exchange, observer, streamed=body.get("stream") is True)
+
+    def remember(events: AsyncIterator[Event]) -> AsyncIterator[Event]:
+        return remembering(request, plan, exchange, events)
+
+    return await answer(
+        request,
+        agent,
+        exchange,
+        observer,
+        streamed=body.get("stream") is True,
+        around=None if plan.stateless else remember,
+    )
 
 
 def _start_trace(request: web.Request, task: str, body: dict[str, Any]) -> RequestTrace | None:
@@ -130,5 +157,6 @@ async def agent_info(request: web.Request) -> web.Response:
             "mlflow_version": agent.mlflow_version,
             "model": {"backend": agent.backend_kind, "endpoint": agent.backend_endpoint},
             "tracing": agent.tracer.describe(),
+            "state": request.app[STATE].describe(),
         }
     )

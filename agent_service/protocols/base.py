@@ -15,7 +15,7 @@ from langchain_core.callbacks import BaseCallbackHandler
 
 from agent_service.events import Event
 from agent_service.protocols.registry import TaskName
-from agent_service.run import AgentRun, WireRequest
+from agent_service.run import AgentRun, ThreadRef, WireRequest
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +51,8 @@ class RequestContext:
     user_token: str | None = field(default=None, repr=False)
     # The request headers, for agents that read them themselves.
     headers: Mapping[str, str] = field(default_factory=dict, repr=False)
+    # The conversation memory the run joins (None: stateless).
+    thread: ThreadRef | None = None
 
     def wire_request(self, task: str, body: Mapping[str, Any]) -> WireRequest:
         return WireRequest(task, body, self.headers)

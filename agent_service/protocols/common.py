@@ -32,6 +32,7 @@ def run_options(
         tool_params=tool_params or {},
         callbacks=context.callbacks,
         user_token=context.user_token,
+        thread=context.thread,
     )
 
 

@@ -83,6 +83,12 @@ class ResponsesTask:
             if echoed[key] is None:
                 echoed[key] = default
         echoed["tools"] = [_echo_tool(tool) for tool in body.get("tools") or ()]
+        echoed["store"] = body.get("store") is not False
+        echoed["background"] = bool(body.get("background"))
+        conversation = body.get("conversation")
+        if isinstance(conversation, str):
+            conversation = {"id": conversation}
+        echoed["conversation"] = {"id": conversation["id"]} if conversation else None
         return ResponsesExchange(
             run=AgentRun(messages_from_input(body), options, context.wire_request(self.name, body)),
             response_id=f"resp_{new_id()}",
@@ -193,7 +199,9 @@ class ResponsesEventEncoder:
 
     def _open_text(self, message_id: str) -> list[Frame]:
         item = {
-            "id": f"msg_{new_id()}",
+            # Ids follow the events': two encoders of one run (the stream's, and the one that
+            # stores the response) name every item alike.
+            "id": f"msg_{message_id}",
             "type": "message",
             "role": "assistant",
             "status": "in_progress",
@@ -233,7 +241,7 @@ class ResponsesEventEncoder:
 
     def _call_started(self, event: ToolCallStarted) -> list[Frame]:
         item = {
-            "id": f"fc_{new_id()}",
+            "id": f"fc_{event.message_id}_{event.index}",
             "type": "function_call",
             "call_id": event.call_id,
             "name": event.name,
@@ -262,7 +270,7 @@ class ResponsesEventEncoder:
 
     def _tool_result(self, event: ToolResult) -> list[Frame]:
         item = {
-            "id": f"fco_{new_id()}",
+            "id": f"fco_{event.message_id}",
             "type": "function_call_output",
             "call_id": event.call_id,
             "output": event.output,

@@ -21,6 +21,7 @@ from langchain_core.messages import (
 )
 
 from agent_service.errors import InvalidBody
+from agent_service.run import INSTRUCTIONS_MESSAGE_ID
 
 # Item types that carry nothing the model needs again (the agent keeps no reasoning state).
 _SKIPPED_ITEMS = frozenset({"reasoning"})
@@ -30,7 +31,9 @@ def messages_from_input(body: Mapping[str, Any]) -> list[BaseMessage]:
     _refuse_unsupported(body)
     messages: list[BaseMessage] = []
     if instructions := body.get("instructions"):
-        messages.append(SystemMessage(instructions))
+        # A fixed id: in a thread, the next turn's instructions replace these (OpenAI does
+        # not carry instructions over to later turns).
+        messages.append(SystemMessage(instructions, id=INSTRUCTIONS_MESSAGE_ID))
     items = body["input"]
     if isinstance(items, str):
         messages.append(HumanMessage(items))
@@ -53,24 +56,15 @@ def messages_from_input(body: Mapping[str, Any]) -> list[BaseMessage]:
                 )
             )
         elif kind == "item_reference":
-            raise InvalidBody(
-                f"{path}: item references are not supported: this agent keeps no "
-                "conversation state, so send the items themselves.",
-                param=path,
-            )
+            # The state store replaces references by the items before the protocol runs;
+            # one left here names nothing this caller stored.
+            raise InvalidBody(f"Item with id '{item.get('id')}' not found.", param=path)
         elif kind not in _SKIPPED_ITEMS:
             raise InvalidBody(f"{path}: input items of type {kind!r} are not supported", param=path)
     return messages
 
 
 def _refuse_unsupported(body: Mapping[str, Any]) -> None:
-    if body.get("previous_response_id"):
-        raise InvalidBody(
-            "previous_response_id is not supported: this agent keeps no conversation state, "
-            "so send the whole conversation in input.",
-            param="$.previous_response_id",
-            code="unsupported_parameter",
-        )
     if body.get("background"):
         raise InvalidBody(
             "background responses are not supported; use stream=true for long answers.",

@@ -140,6 +140,13 @@ class ConversationRepository:
             order=order,
         )
 
+    async def item(self, conversation_id: str, item_id: str) -> Item | None:
+        row = await self._db.fetch_one(
+            "SELECT body FROM agent_conversation_items WHERE conversation_id = ? AND item_id = ?",
+            (conversation_id, item_id),
+        )
+        return loads(row["body"]) if row else None
+
     async def find_items(self, owner: str, item_ids: Sequence[str]) -> dict[str, Item]:
         """Items of this owner's conversations, by id."""
         if not item_ids:

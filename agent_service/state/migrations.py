@@ -50,7 +50,8 @@ def _tables(*, real: str, serial: str) -> str:
         updated_at {real} NOT NULL,
         expires_at {real},
         lease_holder TEXT,
-        lease_until {real}
+        lease_until {real},
+        head_checkpoint TEXT
     );
     CREATE INDEX agent_threads_expiry ON agent_threads (expires_at);
     CREATE TABLE agent_responses (

@@ -18,6 +18,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from agent_service.errors import InvalidBody
+
 # How long a thread name may be: ids, not documents.
 MAX_NAME_LENGTH = 256
 
@@ -42,5 +44,11 @@ def client_thread(body: Mapping[str, Any]) -> ClientThread | None:
             continue
         value = holder.get(key)
         if isinstance(value, str | int) and not isinstance(value, bool) and str(value).strip():
-            return ClientThread(str(value).strip(), f"$.{container}.{key}")
+            name, source = str(value).strip(), f"$.{container}.{key}"
+            if len(name) > MAX_NAME_LENGTH:
+                raise InvalidBody(
+                    f"{source}: a conversation id of at most {MAX_NAME_LENGTH} characters",
+                    param=source,
+                )
+            return ClientThread(name, source)
     return None

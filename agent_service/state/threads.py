@@ -5,6 +5,10 @@ Two turns of one conversation running together would both start from the same ch
 and one turn would vanish from the agent's memory. The second request is refused instead
 (`ThreadBusy`, as OpenAI refuses a conversation already in use) until the first finishes
 or its lease runs out (a worker that died never holds a thread for longer than that).
+
+The thread's head is the checkpoint its last completed turn ended on; the next turn forks
+from it. A turn that failed may have left a checkpoint of its own behind (LangGraph saves
+on the way out), and that one is never continued: the agent does not remember half a turn.
 """
 
 from __future__ import annotations
@@ -26,9 +30,10 @@ class ThreadRepository:
 
     async def acquire(
         self, thread_id: str, *, owner: str, kind: ThreadKind, holder: str, lease_s: float
-    ) -> None:
+    ) -> str | None:
         """Create the thread or extend it, and take its lease; `ThreadBusy` when another
-        holder's lease is still running."""
+        holder's lease is still running. Returns the thread's head checkpoint (None for a
+        thread that has no completed turn yet)."""
         now = time.time()
         expires = now + self._retention_s if self._retention_s else None
         taken = await self._db.execute(
@@ -43,12 +48,18 @@ class ThreadRepository:
         )
         if not taken:
             raise ThreadBusy(thread_id)
+        row = await self._db.fetch_one(
+            "SELECT head_checkpoint FROM agent_threads WHERE thread_id = ?", (thread_id,)
+        )
+        return row["head_checkpoint"] if row else None
 
-    async def release(self, thread_id: str, holder: str, session: Session | None = None) -> None:
-        await (session or self._db).execute(
-            "UPDATE agent_threads SET lease_holder = NULL, lease_until = NULL"
+    async def release(self, thread_id: str, holder: str, *, head: str | None = None) -> None:
+        """Give the lease back; `head` is the checkpoint of the turn that just completed."""
+        await self._db.execute(
+            "UPDATE agent_threads SET lease_holder = NULL, lease_until = NULL,"
+            " head_checkpoint = COALESCE(?, head_checkpoint)"
             " WHERE thread_id = ? AND lease_holder = ?",
-            (thread_id, holder),
+            (head, thread_id, holder),
         )
 
     async def touch(self, thread_id: str, *, owner: str, kind: ThreadKind) -> None:

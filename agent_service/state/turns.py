@@ -77,7 +77,7 @@ def new_item_id(prefix: str = "msg") -> str:
 
 
 async def prepare_responses_turn(
-    store: StateStore | None, owner: str, body: Mapping[str, Any], response_id: str
+    store: StateStore | None, owner: str, body: Mapping[str, Any]
 ) -> ResponsesTurn:
     previous = body.get("previous_response_id") or None
     conversation = _conversation_id(body.get("conversation"))
@@ -93,22 +93,26 @@ async def prepare_responses_turn(
             code="mutually_exclusive_parameters",
         )
     if store is None:
-        if previous or conversation or has_references or named:
+        # A client thread name alone is no reason to refuse: without state the request is
+        # answered as it always was, from what it carries.
+        if previous or conversation or has_references:
             raise StateDisabled(param=_state_param(previous, conversation, has_references))
-        return ResponsesTurn(dict(body), [], store=False)
+        return ResponsesTurn({**body, "store": False}, [], store=False)
     if has_references:
-        items = await _resolve_references(store, owner, items)
-    input_items = [_with_id(item) for item in items]
+        items = await resolve_references(store, owner, items)
+    # The agent gets the input as the client sent it (references aside); the stored copy
+    # is in the form the API lists items in (ids, content as parts).
+    agent_input: str | list[Item] = items if has_references else body["input"]
     turn = ResponsesTurn(
-        {**body, "input": input_items},
-        input_items,
+        {**body, "input": agent_input},
+        [stored_item(item) for item in items],
         store=wants_store,
         previous_response_id=previous,
     )
     if conversation:
         await _join_conversation(store, owner, conversation, turn)
     elif previous:
-        await _continue_response(store, owner, previous, turn, response_id)
+        await _continue_response(store, owner, previous, turn)
     elif named:
         turn.thread = ThreadPlan(
             thread_key(owner, named.name),
@@ -118,7 +122,7 @@ async def prepare_responses_turn(
             resends_history=True,
         )
     elif wants_store:
-        turn.thread = ThreadPlan(thread_key(owner, response_id), "response", response_id)
+        turn.thread = _new_response_thread(owner)
     return turn
 
 
@@ -132,14 +136,15 @@ async def _join_conversation(
     pending = await store.conversations.not_in_memory(conversation_id)
     turn.conversation_id = conversation_id
     turn.pending_item_ids = [item["id"] for item in pending]
-    turn.body["input"] = [*pending, *turn.input_items]
+    if pending:
+        turn.body["input"] = [*pending, *_items_of(turn.body["input"])]
     turn.thread = ThreadPlan(
         thread_key(owner, conversation_id), "conversation", conversation_id, needs_lease=True
     )
 
 
 async def _continue_response(
-    store: StateStore, owner: str, previous: str, turn: ResponsesTurn, response_id: str
+    store: StateStore, owner: str, previous: str, turn: ResponsesTurn
 ) -> None:
     stored = await store.responses.get(owner, previous)
     if stored is None or stored.thread_id is None or stored.checkpoint_id is None:
@@ -158,7 +163,14 @@ async def _continue_response(
     # or a turn that is not to be stored: start from a copy of its messages.
     turn.seed_from = origin
     if turn.store:
-        turn.thread = ThreadPlan(thread_key(owner, response_id), "response", response_id)
+        turn.thread = _new_response_thread(owner)
+
+
+def _new_response_thread(owner: str) -> ThreadPlan:
+    """The thread of a chain of responses: its first response starts it, and every response
+    that continues the chain forks from the checkpoint its predecessor ended on."""
+    name = f"responses_{uuid.uuid4().hex}"
+    return ThreadPlan(thread_key(owner, name), "response", name)
 
 
 async def finish_responses_turn(
@@ -201,12 +213,12 @@ def _conversation_id(value: Any) -> str | None:
     return str(value) if value else None
 
 
-def _state_param(previous: str | None, conversation: str | None, references: bool) -> str:
+def _state_param(previous: str | None, conversation: str | None, _references: bool) -> str:
     if previous:
         return "$.previous_response_id"
     if conversation:
         return "$.conversation"
-    return "$.input" if references else "$.custom_inputs"
+    return "$.input"
 
 
 def _items_of(value: str | Sequence[Mapping[str, Any]]) -> list[Item]:
@@ -219,7 +231,16 @@ def _kind(item: Mapping[str, Any]) -> str:
     return str(item.get("type") or ("message" if "role" in item else "item_reference"))
 
 
-async def _resolve_references(store: StateStore, owner: str, items: list[Item]) -> list[Item]:
+async def resolve_references(
+    store: StateStore, owner: str, items: list[Item], path: str = "$.input"
+) -> list[Item]:
+    """Items with every `item_reference` replaced by the stored item it names."""
+    for index, item in enumerate(items):
+        if _kind(item) == "item_reference" and not isinstance(item.get("id"), str):
+            raise InvalidBody(
+                f"{path}[{index}]: an item reference needs the id of a stored item.",
+                param=f"{path}[{index}]",
+            )
     wanted = [str(item["id"]) for item in items if _kind(item) == "item_reference"]
     found = await store.responses.find_items(owner, wanted)
     missing = [item_id for item_id in wanted if item_id not in found]
@@ -234,7 +255,7 @@ async def _resolve_references(store: StateStore, owner: str, items: list[Item]) 
         if target is None:
             raise InvalidBody(
                 f"Item with id '{item['id']}' not found.",
-                param=f"$.input[{index}]",
+                param=f"{path}[{index}]",
                 code="item_not_found",
             )
         resolved.append(dict(target))
@@ -244,16 +265,15 @@ async def _resolve_references(store: StateStore, owner: str, items: list[Item]) 
 _ID_PREFIXES = {"message": "msg", "function_call": "fc", "function_call_output": "fco"}
 
 
-def _with_id(item: Item) -> Item:
+def stored_item(item: Mapping[str, Any]) -> Item:
     """The item as stored and listed: typed, with an id, message content as parts."""
     kind = _kind(item)
-    stored = {"type": kind, **item}
-    stored.setdefault("id", new_item_id(_ID_PREFIXES.get(kind, "item")))
-    if kind == "message":
-        stored.setdefault("status", "completed")
-        if isinstance(stored.get("content"), str):
-            part = "output_text" if stored.get("role") == "assistant" else "input_text"
-            stored["content"] = [{"type": part, "text": stored["content"]}]
-    elif kind in ("function_call", "function_call_output"):
-        stored.setdefault("status", "completed")
+    stored: Item = {"type": kind, **item}
+    if not isinstance(stored.get("id"), str) or not stored["id"]:
+        stored["id"] = new_item_id(_ID_PREFIXES.get(kind, "item"))
+    if kind in ("message", "function_call", "function_call_output") and not stored.get("status"):
+        stored["status"] = "completed"
+    if kind == "message" and isinstance(stored.get("content"), str):
+        part = "output_text" if stored.get("role") == "assistant" else "input_text"
+        stored["content"] = [{"type": part, "text": stored["content"]}]
     return stored

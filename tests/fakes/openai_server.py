@@ -30,6 +30,8 @@ class Behaviour:
     error_body: dict[str, Any] | None = None
     # Never answer (until the client gives up or goes away).
     hang: bool = False
+    # Answer only once this event is set (a model call the test releases).
+    hold: asyncio.Event | None = None
     # Streams: close the connection after this many chunks.
     drop_after_chunks: int | None = None
     # Seconds between streamed chunks.
@@ -96,6 +98,8 @@ class FakeOpenAI:
         try:
             if behaviour.hang:
                 await asyncio.Event().wait()
+            if behaviour.hold is not None:
+                await behaviour.hold.wait()
             if behaviour.think_s:
                 await asyncio.sleep(behaviour.think_s)
             if behaviour.garbage is not None:

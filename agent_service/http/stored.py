@@ -1,0 +1,225 @@
+"""What the server keeps, as OpenAI's API exposes it: stored responses and their input
+items, and the Conversations API. Everything is the caller's own: another caller's id is
+not found (404), never shown.
+
+    GET    /v1/responses/{id}                       the response
+    DELETE /v1/responses/{id}                       deletes it (and the agent's memory of
+                                                    it, once no response uses that any more)
+    GET    /v1/responses/{id}/input_items           its input items, paged
+    POST   /v1/conversations                        create (metadata, up to 20 items)
+    GET    /v1/conversations/{id}                   retrieve
+    POST   /v1/conversations/{id}                   update the metadata
+    DELETE /v1/conversations/{id}                   delete, with its items and memory
+    GET    /v1/conversations/{id}/items             list items, paged
+    POST   /v1/conversations/{id}/items             add up to 20 items
+    GET    /v1/conversations/{id}/items/{item_id}   one item
+
+The same response routes are served under /responses (MLflow's path) too.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from agent_service import errors
+from agent_service.http.state import caller
+from agent_service.http.validation import read_valid_body
+from agent_service.jsonio import dumps
+from agent_service.keys import STATE
+from agent_service.state.paging import DEFAULT_PAGE, MAX_PAGE
+from agent_service.state.records import Item, ItemPage, Order
+from agent_service.state.store import StateStore
+from agent_service.state.turns import StateDisabled, resolve_references, stored_item
+
+
+def setup_stored_routes(app: web.Application) -> None:
+    for prefix in ("/v1/responses", "/responses"):
+        app.router.add_get(prefix + "/{response_id}", get_response)
+        app.router.add_delete(prefix + "/{response_id}", delete_response)
+        app.router.add_get(prefix + "/{response_id}/input_items", response_input_items)
+    app.router.add_post("/v1/conversations", create_conversation)
+    app.router.add_get("/v1/conversations/{conversation_id}", get_conversation)
+    app.router.add_post("/v1/conversations/{conversation_id}", update_conversation)
+    app.router.add_delete("/v1/conversations/{conversation_id}", delete_conversation)
+    app.router.add_get("/v1/conversations/{conversation_id}/items", conversation_items)
+    app.router.add_post("/v1/conversations/{conversation_id}/items", add_conversation_items)
+    app.router.add_get("/v1/conversations/{conversation_id}/items/{item_id}", conversation_item)
+
+
+def _json(body: Any) -> web.Response:
+    return web.Response(body=dumps(body), content_type="application/json")
+
+
+def _store(request: web.Request, *, writing: bool = False) -> StateStore | None:
+    store = request.app[STATE].store
+    if store is None and writing:
+        raise StateDisabled()
+    return store
+
+
+def _response_not_found(response_id: str) -> errors.NotFound:
+    return errors.NotFound(f"Response with id '{response_id}' not found.", param="response_id")
+
+
+def _conversation_not_found(conversation_id: str) -> errors.NotFound:
+    return errors.NotFound(
+        f"Conversation with id '{conversation_id}' not found.", param="conversation_id"
+    )
+
+
+async def get_response(request: web.Request) -> web.Response:
+    response_id = request.match_info["response_id"]
+    if request.query.get("stream", "").lower() == "true":
+        raise errors.InvalidBody(
+            "Streaming a stored response again is not supported yet; retrieve it as JSON.",
+            param="stream",
+            code="unsupported_parameter",
+        )
+    store = _store(request)
+    stored = await store.responses.get(caller(request), response_id) if store else None
+    if stored is None:
+        raise _response_not_found(response_id)
+    return _json(stored.body)
+
+
+async def delete_response(request: web.Request) -> web.Response:
+    response_id = request.match_info["response_id"]
+    store = _store(request)
+    if store is None or not await store.delete_response(caller(request), response_id):
+        raise _response_not_found(response_id)
+    # The shape of OpenAI's API reference example for this route.
+    return _json({"id": response_id, "object": "response", "deleted": True})
+
+
+async def response_input_items(request: web.Request) -> web.Response:
+    response_id = request.match_info["response_id"]
+    after, limit, order = _paging(request)
+    store = _store(request)
+    page = (
+        await store.responses.input_items(
+            caller(request), response_id, after=after, limit=limit, order=order
+        )
+        if store
+        else None
+    )
+    if page is None:
+        if store and after and await store.responses.get(caller(request), response_id):
+            raise _unknown_after(after)
+        raise _response_not_found(response_id)
+    return _json(page.to_json())
+
+
+async def create_conversation(request: web.Request) -> web.Response:
+    body = await read_valid_body(request, "conversation-create.request")
+    store = _store(request, writing=True)
+    assert store is not None
+    owner = caller(request)
+    items = await _items(store, owner, body.get("items") or [])
+    conversation = await store.conversations.create(owner, body.get("metadata") or {}, items)
+    return _json(conversation.to_json())
+
+
+async def get_conversation(request: web.Request) -> web.Response:
+    conversation_id = request.match_info["conversation_id"]
+    store = _store(request)
+    found = await store.conversations.get(caller(request), conversation_id) if store else None
+    if found is None:
+        raise _conversation_not_found(conversation_id)
+    return _json(found.to_json())
+
+
+async def update_conversation(request: web.Request) -> web.Response:
+    conversation_id = request.match_info["conversation_id"]
+    body = await read_valid_body(request, "conversation-update.request")
+    store = _store(request)
+    updated = (
+        await store.conversations.update(caller(request), conversation_id, body["metadata"] or {})
+        if store
+        else None
+    )
+    if updated is None:
+        raise _conversation_not_found(conversation_id)
+    return _json(updated.to_json())
+
+
+async def delete_conversation(request: web.Request) -> web.Response:
+    conversation_id = request.match_info["conversation_id"]
+    store = _store(request)
+    if store is None or not await store.delete_conversation(caller(request), conversation_id):
+        raise _conversation_not_found(conversation_id)
+    return _json({"id": conversation_id, "object": "conversation.deleted", "deleted": True})
+
+
+async def conversation_items(request: web.Request) -> web.Response:
+    conversation_id = request.match_info["conversation_id"]
+    after, limit, order = _paging(request)
+    store = _store(request)
+    owner = caller(request)
+    page: ItemPage | None = None
+    if store is not None:
+        page = await store.conversations.items(
+            owner, conversation_id, after=after, limit=limit, order=order
+        )
+    if page is None:
+        if store and after and await store.conversations.get(owner, conversation_id):
+            raise _unknown_after(after)
+        raise _conversation_not_found(conversation_id)
+    return _json(page.to_json())
+
+
+async def add_conversation_items(request: web.Request) -> web.Response:
+    conversation_id = request.match_info["conversation_id"]
+    body = await read_valid_body(request, "conversation-items.request")
+    store = _store(request)
+    owner = caller(request)
+    if store is None or await store.conversations.get(owner, conversation_id) is None:
+        raise _conversation_not_found(conversation_id)
+    items = await _items(store, owner, body["items"])
+    async with store.db.transaction() as session:
+        await store.conversations.append(session, conversation_id, items, in_memory=False)
+    return _json(ItemPage(items).to_json())
+
+
+async def conversation_item(request: web.Request) -> web.Response:
+    conversation_id = request.match_info["conversation_id"]
+    item_id = request.match_info["item_id"]
+    store = _store(request)
+    owner = caller(request)
+    if store is None or await store.conversations.get(owner, conversation_id) is None:
+        raise _conversation_not_found(conversation_id)
+    found = await store.conversations.item(conversation_id, item_id)
+    if found is None:
+        raise errors.NotFound(f"Item with id '{item_id}' not found.", param="item_id")
+    return _json(found)
+
+
+async def _items(store: StateStore, owner: str, items: list[dict[str, Any]]) -> list[Item]:
+    """Items as a conversation keeps them: references resolved, ids given, content as parts."""
+    resolved = await resolve_references(store, owner, items, path="$.items")
+    return [stored_item(item) for item in resolved]
+
+
+def _paging(request: web.Request) -> tuple[str | None, int, Order]:
+    """OpenAI's list parameters: `after` (an item id), `limit` (1-100, default 20), `order`
+    (`desc` by default)."""
+    query = request.query
+    raw_limit = query.get("limit", str(DEFAULT_PAGE))
+    try:
+        limit = int(raw_limit)
+    except ValueError:
+        limit = 0
+    if not 1 <= limit <= MAX_PAGE:
+        raise errors.InvalidBody(
+            f"limit must be an integer from 1 to {MAX_PAGE}, not {raw_limit[:20]!r}.",
+            param="limit",
+        )
+    order = query.get("order", "desc")
+    if order not in ("asc", "desc"):
+        raise errors.InvalidBody("order must be 'asc' or 'desc'.", param="order")
+    return query.get("after") or None, limit, "asc" if order == "asc" else "desc"
+
+
+def _unknown_after(after: str) -> errors.InvalidBody:
+    return errors.InvalidBody(f"No item with id '{after[:80]}' to list after.", param="after")
