@@ -105,8 +105,8 @@ async def test_two_instances_share_one_postgresql(
     ):
         # The fake model answers on this event loop: the clients must not block it.
         async with (
-            httpx.AsyncClient(base_url=a.base_url, timeout=30) as on_a,
-            httpx.AsyncClient(base_url=b.base_url, timeout=30) as on_b,
+            httpx.AsyncClient(base_url=a.base_url, timeout=120) as on_a,
+            httpx.AsyncClient(base_url=b.base_url, timeout=120) as on_b,
         ):
             await across_instances(on_a, on_b, fake)
 
