@@ -717,3 +717,55 @@ def test_a_conversation_with_tool_calls_continues(
         # The second answer completed: the service took the history the page sent, the first
         # turn's tool call and result included.
         expect(page.locator("article.turn")).to_have_count(2)
+
+
+def test_the_event_parser_handles_any_split_and_line_ending(
+    open_page: Callable[..., PageProbe],
+) -> None:
+    """The page's SSE reader against the same bytes cut at every position, with LF and CRLF
+    line endings, comments (heartbeats) and multi-byte characters split across chunks."""
+    stream = (
+        ": ping\n\n"
+        'event: response.output_text.delta\ndata: {"delta":"caf\u00e9 \U0001f600"}\n\n'
+        "id: 7\ndata: line one\ndata: line two\n\n"
+        "data: [DONE]\n\n"
+    )
+    expected = [
+        {
+            "event": "response.output_text.delta",
+            "data": '{"delta":"caf\u00e9 \U0001f600"}',
+            "id": "",
+        },
+        {"event": "", "data": "line one\nline two", "id": "7"},
+        {"event": "", "data": "[DONE]", "id": ""},
+    ]
+    with live_service() as service:
+        page = open_page(service.base_url).page
+        module = page.locator("script[type=module]").get_attribute("src")
+        assert module is not None
+        results = page.evaluate(
+            """async ([module, variants]) => {
+                const url = new URL(module.replace('main.js', 'sse.js'), document.baseURI);
+                const { readEvents } = await import(url);
+                const results = [];
+                for (const text of variants) {
+                    const bytes = new TextEncoder().encode(text);
+                    for (let cut = 0; cut <= bytes.length; cut++) {
+                        const body = new ReadableStream({
+                            start(controller) {
+                                controller.enqueue(bytes.slice(0, cut));
+                                controller.enqueue(bytes.slice(cut));
+                                controller.close();
+                            },
+                        });
+                        const events = [];
+                        for await (const event of readEvents(body)) events.push(event);
+                        results.push(events);
+                    }
+                }
+                return results;
+            }""",
+            [module, [stream, stream.replace("\n", "\r\n")]],
+        )
+        assert len(results) > 2 * len(stream)
+        assert all(events == expected for events in results)
