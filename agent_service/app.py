@@ -8,6 +8,7 @@ tests call it with their own settings and, where they need one, their own agent 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack
@@ -16,7 +17,7 @@ from importlib.metadata import PackageNotFoundError, version
 from aiohttp import web
 
 from agent_service.agents.graph_runner import GraphAgent
-from agent_service.agents.loader import import_target, load_agent
+from agent_service.agents.loader import import_target, load_agent, native_task
 from agent_service.http import views
 from agent_service.http.admission import RequestGate, admission_middleware
 from agent_service.http.middlewares import (
@@ -56,6 +57,10 @@ async def create_app(
     settings: Settings | None = None, *, agent: object | None = None
 ) -> web.Application:
     settings = settings or Settings.from_env()
+    # Imported here, in the worker; built (model, resources) in the agent's cleanup context.
+    target = agent if agent is not None else import_target(settings.agent)
+    if not settings.task_explicit and (task := native_task(target)) is not None:
+        settings = dataclasses.replace(settings, task=task)
     app = web.Application(
         middlewares=[
             metrics_middleware,
@@ -99,7 +104,7 @@ async def create_app(
     app.cleanup_ctx.append(_tracing_context)
     setup_state(app)
     setup_stored_routes(app)
-    app.cleanup_ctx.append(_agent_context(agent))
+    app.cleanup_ctx.append(_agent_context(target))
     return app
 
 
@@ -126,18 +131,13 @@ async def _tracing_context(app: web.Application) -> AsyncIterator[None]:
     await agent.tracer.close(settings.drain_s)
 
 
-def _agent_context(
-    target: object | None,
-) -> Callable[[web.Application], AsyncIterator[None]]:
+def _agent_context(target: object) -> Callable[[web.Application], AsyncIterator[None]]:
     async def agent_context(app: web.Application) -> AsyncIterator[None]:
-        """Load the agent once per worker (AGENT, unless one was given); close what it
-        opened when the worker stops."""
+        """Build the agent once per worker; close what it opened when the worker stops."""
         settings = app[SETTINGS]
         runtime = app[AGENT]
         async with AsyncExitStack() as resources:
-            loaded = await load_agent(
-                import_target(settings.agent) if target is None else target, settings, resources
-            )
+            loaded = await load_agent(target, settings, resources)
             runtime.agent = loaded.agent
             store = app[STATE].store
             if store is not None and isinstance(runtime.agent, GraphAgent):

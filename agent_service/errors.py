@@ -14,6 +14,7 @@
     ├── Overloaded                    503 server_error       (Retry-After)
     ├── ServerShuttingDown            503 server_error       (draining after SIGTERM)
     ├── DeadlineExceeded              504 server_error       (REQUEST_DEADLINE_SECONDS)
+    ├── (agent_http_error)            4xx/5xx                (the agent's own code chose it)
     └── UpstreamError                 502 server_error       (the model endpoint failed)
         ├── UpstreamAuthError         502                    (it refused our credentials)
         ├── UpstreamRateLimited       429 rate_limit_error   (Retry-After passed on)
@@ -167,3 +168,36 @@ class UpstreamTimeout(UpstreamError):
     status = 504
     default_code = "upstream_timeout"
     default_message = "The model endpoint did not answer in time."
+
+
+# The error type and code OpenAI's envelope uses for a status an agent's own code raised.
+_AGENT_STATUSES: dict[int, tuple[str, str]] = {
+    400: ("invalid_request_error", "invalid_request"),
+    401: ("authentication_error", "unauthenticated"),
+    403: ("permission_error", "permission_denied"),
+    404: ("invalid_request_error", "not_found"),
+    409: ("invalid_request_error", "conflict"),
+    422: ("invalid_request_error", "invalid_value"),
+    429: ("rate_limit_error", "rate_limited"),
+}
+_agent_error_classes: dict[int, type[ServiceError]] = {}
+
+
+def agent_http_error(status: int, message: str | None) -> ServiceError:
+    """The error for an HTTP status the agent's own code raised (FastAPI's `HTTPException`,
+    aiohttp's `HTTPForbidden`, ...): that status in our envelope. A client error keeps the
+    agent's message, which it wrote for the client; a server error gets the generic one."""
+    if not 400 <= status <= 599:
+        return ServiceError()
+    kind = _agent_error_classes.get(status)
+    if kind is None:
+        error_type, code = _AGENT_STATUSES.get(
+            status,
+            ("server_error", "agent_error")
+            if status >= 500
+            else ("invalid_request_error", "invalid_request"),
+        )
+        attributes = {"status": status, "error_type": error_type, "default_code": code}
+        base = ClientError if status < 500 else ServiceError
+        kind = _agent_error_classes[status] = type(f"AgentHTTP{status}", (base,), attributes)
+    return kind(message if status < 500 else None)

@@ -22,8 +22,9 @@ BACKENDS: tuple[ModelBackend, ...] = get_args(ModelBackend)
 MIB = 1024 * 1024
 # The default agent is one example of what AGENT names: a factory of a LangGraph graph.
 DEFAULT_AGENT = "agent_service.agents.default_graph:build_graph"
-# `package.module` or `package.module:attribute` (attribute may be dotted).
-_AGENT_SPEC = re.compile(r"^[A-Za-z_][\w.]*(:[A-Za-z_][\w.]*)?$")
+# `package.module` or `package.module:attribute` (attribute may be dotted), or a Python
+# file (models from code): `path/to/agent.py[:attribute]`.
+_AGENT_SPEC = re.compile(r"^([A-Za-z_][\w.]*|[\w./-]+\.py)(:[A-Za-z_][\w.]*)?$")
 
 
 class SettingsError(ValueError):
@@ -50,6 +51,10 @@ class Settings:
     agent: str = DEFAULT_AGENT
     agent_name: str = "agent-service"
     task: TaskName = "agent/v1/chat"
+    # AGENT_TASK was set: /invocations speaks it. Unset, /invocations speaks the protocol the
+    # agent is written in (an AgentServer("ResponsesAgent"), an MLflow ChatAgent), else the
+    # default above.
+    task_explicit: bool = False
     # The version reported by /agent/info; empty means "the package version".
     agent_version: str = ""
     # The agent's own tools, by name (see agent_service/tools.py).
@@ -150,6 +155,7 @@ class Settings:
             agent=reader.agent_spec("AGENT", defaults.agent),
             agent_name=reader.text("AGENT_NAME", defaults.agent_name),
             task=reader.choice("AGENT_TASK", TASK_NAMES, defaults.task),
+            task_explicit=reader.optional("AGENT_TASK") is not None,
             agent_version=reader.text("AGENT_VERSION"),
             agent_tools=reader.names("AGENT_TOOLS"),
             backend=backend,
@@ -284,8 +290,8 @@ class _Reader:
             return default
         if not _AGENT_SPEC.match(raw):
             raise SettingsError(
-                f"{name}={raw!r}: expected package.module:attribute, for example "
-                "my_agent.graph:graph"
+                f"{name}={raw!r}: expected package.module:attribute (for example "
+                "my_agent.graph:graph) or a file, path/to/agent.py"
             )
         return raw
 

@@ -1,55 +1,114 @@
-"""Which agent a worker serves: `AGENT=package.module:attribute`, turned into an `Agent`.
+"""Which agent a worker serves: `AGENT=package.module:attribute` (or a `.py` file), turned into
+an `Agent`.
 
-The attribute may be any of the kinds in `KINDS`, tried in order, or a factory: a callable
-(sync or async) that returns one of them. A factory is called once per worker with the
-arguments it names among `model` (the configured chat model), `tools` (the configured
-tools) and `settings`; an async generator factory opens per-worker resources before its
-`yield` and closes them after it, when the worker stops. Nothing here runs at import.
+What the name may point at, tried in the order of `KINDS`:
+- an `Agent` already (anything with `kind`, `invoke` and `stream`);
+- a compiled LangGraph graph (`graph_contract.py` says what it needs);
+- an object that knows its agent: `agent_server.AgentServer` and its `app`;
+- an instance of MLflow's `ResponsesAgent`, `ChatAgent` or `ChatModel`;
+- a module: its `AgentServer` app, else the model it handed `mlflow.models.set_model`
+  (models from code), else the @invoke/@stream functions it registered;
+- else a factory: a callable (sync or async) returning one of the above, called once per
+  worker with the arguments it names among `model` (the configured chat model), `tools`
+  (the configured tools) and `settings`; an async generator factory opens per-worker
+  resources before its `yield` and closes them after it, when the worker stops.
+Start-up hooks registered with `@agent_server.startup()` run once the agent is built.
+Nothing here runs at import.
 """
 
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import inspect
+import sys
 from collections.abc import Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 from langgraph.pregel import Pregel
 
 from agent_service.agents.base import Agent, AgentLoadError
+from agent_service.agents.functions import REGISTERED, STARTUP_HOOKS, FunctionAgent
 from agent_service.agents.graph_runner import GraphAgent
+from agent_service.agents.mlflow_models import mlflow_agent, mlflow_task, set_model_target
 from agent_service.agents.tools import select_tools
 from agent_service.models.backends import ChatModelBackend, build_chat_model
+from agent_service.protocols.registry import TASK_NAMES, TaskName
 from agent_service.settings import Settings
+
+# An object that knows which agent it stands for (agent_server.AgentServer, its app), and
+# the protocol that agent is written in.
+SERVED_HOOK = "__agent_service_agent__"
+TASK_HOOK = "__agent_service_task__"
 
 
 @dataclass(frozen=True, slots=True)
-class AgentKind:
-    """One kind of object the server can serve, and how to serve it."""
-
-    name: str
-    accepts: Callable[[object], bool]
-    build: Callable[[Any], Agent]
+class LoadContext:
+    settings: Settings
 
 
-def _is_agent(target: object) -> bool:
-    return all(hasattr(target, name) for name in ("kind", "invoke", "stream"))
+Kind = Callable[[object, LoadContext], Agent | None]
 
 
-# Tried in order; the first that accepts the object serves it. The kinds for @invoke/@stream
-# modules and MLflow's agent classes are added by their own modules (see `register_kind`).
-KINDS: list[AgentKind] = [
-    AgentKind("agent", _is_agent, lambda target: target),
-    AgentKind("graph", lambda target: isinstance(target, Pregel), lambda g: GraphAgent(g)),
-]
+def _agent(target: object, context: LoadContext) -> Agent | None:
+    if all(hasattr(target, name) for name in ("kind", "invoke", "stream")):
+        agent: Agent = target  # type: ignore[assignment]
+        return agent
+    return None
 
 
-def register_kind(kind: AgentKind) -> None:
-    """Serve one more kind of object (before the generic factory call is tried)."""
-    KINDS.append(kind)
+def _graph(target: object, context: LoadContext) -> Agent | None:
+    return GraphAgent(target) if isinstance(target, Pregel) else None
+
+
+def _served(target: object, context: LoadContext) -> Agent | None:
+    hook = getattr(target, SERVED_HOOK, None)
+    if hook is None or isinstance(target, type):
+        return None
+    agent: Agent = hook(context.settings)
+    return agent
+
+
+def _mlflow(target: object, context: LoadContext) -> Agent | None:
+    return mlflow_agent(target)
+
+
+def _module(target: object, context: LoadContext) -> Agent | None:
+    if not isinstance(target, ModuleType):
+        return None
+    for value in vars(target).values():
+        if (agent := _served(value, context)) is not None:
+            return agent
+    if (model := set_model_target()) is not None:
+        return _as_agent(model, context)
+    if REGISTERED:
+        return FunctionAgent(context.settings.task, REGISTERED)
+    return None
+
+
+KINDS: list[Kind] = [_agent, _graph, _served, _mlflow, _module]
+
+
+def native_task(target: object) -> TaskName | None:
+    """The protocol `target` is written in, when it is written in one (@invoke/@stream
+    functions of a typed AgentServer, MLflow's classes); None for graphs and factories."""
+    if isinstance(target, ModuleType):
+        for value in vars(target).values():
+            if isinstance(value, ModuleType):
+                continue  # what the module imported is not what it serves
+            if (found := native_task(value)) is not None:
+                return found
+        model = set_model_target()
+        return native_task(model) if model is not None and model is not target else None
+    hook = getattr(target, TASK_HOOK, None)
+    named: object = (
+        hook() if callable(hook) and not isinstance(target, type) else mlflow_task(target)
+    )
+    return next((name for name in TASK_NAMES if name == named), None)
 
 
 @dataclass(slots=True)
@@ -60,10 +119,12 @@ class LoadedAgent:
 
 
 def import_target(spec: str) -> object:
-    """`package.module:attribute` (or `package.module`) → the object it names."""
+    """`package.module:attribute`, `package.module` or `path/to/file.py[:attribute]` → the
+    object it names."""
     module_name, _, attribute = spec.partition(":")
     try:
-        module = importlib.import_module(module_name)
+        module = _import_file(module_name) if module_name.endswith(".py") else None
+        module = module or importlib.import_module(module_name)
     except ImportError as exc:
         raise AgentLoadError(f"AGENT={spec!r}: cannot import {module_name!r}: {exc}") from exc
     if not attribute:
@@ -77,13 +138,28 @@ def import_target(spec: str) -> object:
     return target
 
 
+def _import_file(path: str) -> ModuleType:
+    """A models-from-code file, imported as a module named after it."""
+    file = Path(path).resolve()
+    if not file.is_file():
+        raise ImportError(f"no file {path}")
+    spec = importlib.util.spec_from_file_location(file.stem, file)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"{path} is not a Python file")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[file.stem] = module
+    spec.loader.exec_module(module)
+    return module
+
+
 async def load_agent(target: object, settings: Settings, resources: AsyncExitStack) -> LoadedAgent:
-    """The agent `target` stands for; resources a factory opens are closed with `resources`."""
+    """The agent `target` stands for; resources it opens are closed with `resources`."""
+    context = LoadContext(settings)
     factory_arguments = _FactoryArguments(settings)
-    agent = _as_agent(target)
+    agent = _as_agent(target, context)
     if agent is None and callable(target) and not isinstance(target, ModuleType):
         made = await _call_factory(target, factory_arguments, resources)
-        agent = _as_agent(made)
+        agent = _as_agent(made, context)
         target = made
     if agent is None:
         raise AgentLoadError(
@@ -91,14 +167,25 @@ async def load_agent(target: object, settings: Settings, resources: AsyncExitSta
             "LangGraph graph, @invoke/@stream functions, an MLflow ResponsesAgent, ChatAgent "
             "or ChatModel, or a factory returning one of them"
         )
+    for hook in STARTUP_HOOKS:
+        await _start(hook, resources)
     return LoadedAgent(agent, factory_arguments.backend)
 
 
-def _as_agent(target: object) -> Agent | None:
+def _as_agent(target: object, context: LoadContext) -> Agent | None:
     for kind in KINDS:
-        if kind.accepts(target):
-            return kind.build(target)
+        if (agent := kind(target, context)) is not None:
+            return agent
     return None
+
+
+async def _start(hook: Callable[[], Any], resources: AsyncExitStack) -> None:
+    if inspect.isasyncgenfunction(hook):
+        await resources.enter_async_context(asynccontextmanager(hook)())
+        return
+    started = hook()
+    if inspect.isawaitable(started):
+        await started
 
 
 class _FactoryArguments:

@@ -1,6 +1,7 @@
 """`agent-server`: run the service under gunicorn with the aiohttp worker.
 
     uv run agent-server --port 8001 --workers 4 --reload
+    uv run agent-server --agent my_agent.graph:graph     # serve your own agent (AGENT)
 
 This module runs in gunicorn's master process, so it must not import the app: workers import
 it after the fork (and again after a reload, which is how code changes are picked up).
@@ -9,6 +10,7 @@ it after the fork (and again after a reload, which is how code changes are picke
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -19,7 +21,9 @@ from agent_service.process.server_options import gunicorn_options
 from agent_service.settings import Settings, SettingsError
 
 
-class AgentServer(BaseApplication):
+class GunicornServer(BaseApplication):
+    """gunicorn running the app factory in each worker."""
+
     def __init__(self, options: dict[str, Any]) -> None:
         self._options = options
         super().__init__()
@@ -49,16 +53,34 @@ def parse_args(argv: Sequence[str] | None, settings: Settings) -> argparse.Names
     parser.add_argument(
         "--reload", action="store_true", help="restart workers when the code changes"
     )
+    parser.add_argument(
+        "--agent",
+        default=None,
+        help="what to serve, package.module:attribute or path/to/agent.py (default $AGENT, "
+        f"else {settings.agent})",
+    )
     return parser.parse_args(argv)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     try:
         settings = Settings.from_env()
+        args = parse_args(argv, settings)
+        if args.agent is not None:
+            # Workers read their settings from the environment they inherit; checked here.
+            os.environ["AGENT"] = args.agent
+            settings = Settings.from_env()
     except SettingsError as exc:
         sys.exit(f"agent-server: {exc}")
-    args = parse_args(argv, settings)
+    # The agent's modules are found from where the server was started, as uvicorn finds
+    # them (a console script's own folder is first on sys.path, not this one).
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
     options = gunicorn_options(
         settings, host=args.host, port=args.port, workers=args.workers, reload=args.reload
     )
-    AgentServer(options).run()
+    GunicornServer(options).run()
+
+
+if __name__ == "__main__":
+    main()
