@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+import sys
+import uuid
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +12,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from pytest_aiohttp import AiohttpClient, AiohttpServer
 
+from agent_service.agents.functions import REGISTERED, STARTUP_HOOKS
 from agent_service.app import create_app
 from agent_service.settings import Settings
 from tests.fakes.openai_server import FakeOpenAI
@@ -78,6 +81,53 @@ def openai_env(server: TestServer, **extra: str) -> dict[str, str]:
         "MODEL_MAX_RETRIES": "0",
         **extra,
     }
+
+
+# --- tracing to a real store ---------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def tracking_uri(tmp_path_factory: pytest.TempPathFactory) -> str:
+    # One store for the session (creating its schema takes seconds); one experiment per test.
+    return f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'mlflow.db'}"
+
+
+@pytest.fixture(scope="session")
+def spool_base(tmp_path_factory: pytest.TempPathFactory) -> str:
+    return str(tmp_path_factory.mktemp("spool"))
+
+
+@pytest.fixture
+def tracing_env(tracking_uri: str, spool_base: str) -> dict[str, str]:
+    return {
+        "AGENT_TRACING": "true",
+        "MLFLOW_TRACKING_URI": tracking_uri,
+        "TRACE_SPOOL_DIR": spool_base,
+        "MLFLOW_EXPERIMENT_NAME": f"test-{uuid.uuid4().hex[:12]}",
+        "AGENT_VERSION": "v-test",
+    }
+
+
+# --- @invoke / @stream registrations ---------------------------------------------------------
+
+
+@pytest.fixture
+def fresh_registrations() -> Iterator[None]:
+    """As in a worker of its own: no @invoke/@stream functions or start-up hooks registered,
+    no example imported yet; the process's own registrations come back afterwards."""
+    saved = REGISTERED.invoke, REGISTERED.stream, list(STARTUP_HOOKS)
+    REGISTERED.invoke = REGISTERED.stream = None
+    STARTUP_HOOKS.clear()
+    _forget_examples()
+    yield
+    REGISTERED.invoke, REGISTERED.stream = saved[0], saved[1]
+    STARTUP_HOOKS[:] = saved[2]
+    _forget_examples()
+
+
+def _forget_examples() -> None:
+    for name in [name for name in sys.modules if name.startswith("examples.")]:
+        del sys.modules[name]
 
 
 # The state tests' databases: SQLite files and fresh PostgreSQL databases (tests/databases.py).

@@ -32,6 +32,14 @@ def test_flags_override() -> None:
     assert options["worker_class"] == WORKER_CLASS
 
 
+def test_the_agent_flag_names_what_to_serve() -> None:
+    settings = Settings.from_env({})
+    assert parse_args([], settings).agent is None  # AGENT, else the default agent
+    assert parse_args(["--agent", "my_agent.graph:graph"], settings).agent == (
+        "my_agent.graph:graph"
+    )
+
+
 def test_graceful_timeout_covers_the_drain() -> None:
     options = gunicorn_options(Settings.from_env({"DRAIN_SECONDS": "42.5"}))
     assert options["graceful_timeout"] > 42.5

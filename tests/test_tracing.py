@@ -5,24 +5,22 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestServer
-from mlflow.entities import Trace
 from mlflow.tracking import MlflowClient
 
 from agent_service.agents.default_graph import build_graph
 from agent_service.agents.tools import select_tools
-from agent_service.keys import AGENT, GATE
 from agent_service.models.offline import OfflineChatModel, ScriptedToolCall, ScriptedTurn
 from agent_service.observability.spool import EXPORTER_LOCK, prepare, spool_dir_for, try_lock
 from tests.conftest import ServiceFactory, openai_env
 from tests.fakes.openai_server import Behaviour, FakeOpenAI
 from tests.sse_decoder import decode
+from tests.traces import spans_by_name, traces_of
 from tests.wire import Client, check_response_event, data_frames, named_frames, normalise, stream
 
 QUESTION = {"messages": [{"role": "user", "content": "What is 6*7?"}]}
@@ -32,28 +30,6 @@ AGENT_TOOL = (
     ),
     ScriptedTurn(text="It is 42."),
 )
-
-
-@pytest.fixture(scope="session")
-def tracking_uri(tmp_path_factory: pytest.TempPathFactory) -> str:
-    # One store for the session (creating its schema takes seconds); one experiment per test.
-    return f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'mlflow.db'}"
-
-
-@pytest.fixture(scope="session")
-def spool_base(tmp_path_factory: pytest.TempPathFactory) -> str:
-    return str(tmp_path_factory.mktemp("spool"))
-
-
-@pytest.fixture
-def tracing_env(tracking_uri: str, spool_base: str) -> dict[str, str]:
-    return {
-        "AGENT_TRACING": "true",
-        "MLFLOW_TRACKING_URI": tracking_uri,
-        "TRACE_SPOOL_DIR": spool_base,
-        "MLFLOW_EXPERIMENT_NAME": f"test-{uuid.uuid4().hex[:12]}",
-        "AGENT_VERSION": "v-test",
-    }
 
 
 StartTraced = Callable[..., Awaitable[Client]]
@@ -69,33 +45,6 @@ def traced_service(make_service: ServiceFactory, tracing_env: dict[str, str]) ->
         return await make_service({**tracing_env, **env}, graph=graph)
 
     return start
-
-
-async def traces_of(client: Client, count: int) -> list[Trace]:
-    """The experiment's traces, oldest first, once `count` of them are stored. The server
-    runs on this event loop: the store is read in a thread, and the wait yields to it."""
-    assert client.app is not None
-    tracer = client.app[AGENT].tracer
-    info = tracer.status
-    store = MlflowClient(info.destination)
-    gate = client.app[GATE]
-    async with asyncio.timeout(30):
-        # A request whose client left ends its trace when its handler is cancelled.
-        while gate.in_flight:  # noqa: ASYNC110 - the gate has no event to wait on
-            await asyncio.sleep(0.01)
-    assert await tracer.flush(), "the export process stored every finished trace"
-
-    def read() -> list[Trace]:
-        order = ["timestamp_ms ASC"]
-        return list(store.search_traces(locations=[info.experiment_id], order_by=order))
-
-    traces = await asyncio.to_thread(read)
-    assert len(traces) == count, [t.info.trace_id for t in traces]
-    return traces
-
-
-def spans_by_name(trace: Trace) -> dict[str, Any]:
-    return {span.name: span for span in trace.data.spans}
 
 
 async def test_a_request_leaves_one_trace_with_its_span_tree(traced_service: StartTraced) -> None:

@@ -1,0 +1,1 @@
+"""Small runnable agents, one per way in (README.md in this folder)."""

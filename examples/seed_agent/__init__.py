@@ -1,0 +1,1 @@
+"""See examples/README.md."""
