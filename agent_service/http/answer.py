@@ -31,7 +31,7 @@ from aiohttp import web
 
 from agent_service import errors
 from agent_service.agents.base import Agent
-from agent_service.events import Event, RunFailed
+from agent_service.events import Event, RunEnded, RunFailed
 from agent_service.http.admission import RequestGate, RunScope
 from agent_service.http.middlewares import CLIENT_CLOSED, log_error
 from agent_service.http.observer import RunObserver
@@ -40,6 +40,7 @@ from agent_service.jsonio import dumps
 from agent_service.keys import ENDPOINT, GATE, SETTINGS
 from agent_service.protocols.base import Encoder, Exchange, Frame, Reducer
 from agent_service.run import AgentRun
+from agent_service.state.events import EventRecorder
 
 log = logging.getLogger(__name__)
 
@@ -52,9 +53,11 @@ async def answer(
     *,
     streamed: bool,
     around: Callable[[AsyncIterator[Event]], AsyncIterator[Event]] | None = None,
+    recorder: EventRecorder | None = None,
 ) -> web.StreamResponse:
     """Run `agent` for `exchange` and answer `request` as it asked: SSE or one JSON body.
-    `around` sees the events on their way (a stateful turn keeps what it produced)."""
+    `around` sees the events on their way (a stateful turn keeps what it produced);
+    `recorder` keeps a stored response's stream for clients that come back for it."""
     sink: AnswerSink
     events: AsyncIterator[Event]
     if streamed:
@@ -65,7 +68,7 @@ async def answer(
             heartbeat_s=settings.sse_heartbeat_s,
             write_timeout_s=settings.sse_write_timeout_s,
         )
-        sink = SseSink(stream, exchange.encoder(), observer)
+        sink = SseSink(stream, exchange.encoder(), observer, recorder)
         events = agent.stream(exchange.run)
     else:
         sink = JsonSink(observer.reducer or exchange.reducer(), shared=observer.reducer is not None)
@@ -174,10 +177,17 @@ class JsonSink:
 class SseSink:
     """Events → the protocol's encoder → frames on a Server-Sent Events stream."""
 
-    def __init__(self, stream: EventStream, encoder: Encoder, observer: RunObserver) -> None:
+    def __init__(
+        self,
+        stream: EventStream,
+        encoder: Encoder,
+        observer: RunObserver,
+        recorder: EventRecorder | None = None,
+    ) -> None:
         self._stream = stream
         self._encoder = encoder
         self._observer = observer
+        self._recorder = recorder
         stream.start_heartbeats()
 
     @property
@@ -185,10 +195,10 @@ class SseSink:
         return self._stream.started
 
     async def take(self, event: Event) -> None:
-        await self._send(self._encoder.encode(event))
+        await self._send(self._encoder.encode(event), final=isinstance(event, RunEnded))
 
     async def fail(self, error: errors.ServiceError) -> None:
-        await self._send(self._encoder.encode(RunFailed(error)))
+        await self._send(self._encoder.encode(RunFailed(error)), final=True)
 
     async def finish(self) -> web.StreamResponse:
         await self._stream.close()
@@ -200,7 +210,10 @@ class SseSink:
     async def close(self) -> None:
         await self._stream.stop_heartbeats()
 
-    async def _send(self, frames: list[Frame]) -> None:
+    async def _send(self, frames: list[Frame], *, final: bool = False) -> None:
+        if self._recorder is not None:
+            # Stored before sent: what a client saw can always be read again.
+            await self._recorder.add([(f.event or "", f.payload) for f in frames], final=final)
         if frames:
             await self._stream.send(frames)
             self._observer.sent(len(frames))

@@ -183,6 +183,12 @@ _PAGING = [
 ]
 
 
+_RESUME = [
+    {"name": "stream", "in": "query", "schema": {"type": "boolean"}},
+    {"name": "starting_after", "in": "query", "schema": {"type": "integer"}},
+]
+
+
 def _operation(
     summary: str,
     parameters: list[dict[str, Any]],
@@ -210,10 +216,14 @@ def _stored_paths() -> dict[str, Any]:
     item_list = _ref("stored-objects.item_list")
     paths: dict[str, Any] = {}
     for prefix in ("/v1/responses", "/responses"):
+        retrieve = _operation(
+            "A stored response; with stream=true, its stream again",
+            [*response_id, *_RESUME],
+            _ref("agent-v1-responses.response"),
+        )
+        retrieve["responses"]["200"]["content"]["text/event-stream"] = {"schema": _SSE_EVENT}
         paths[prefix + "/{response_id}"] = {
-            "get": _operation(
-                "A stored response", response_id, _ref("agent-v1-responses.response")
-            ),
+            "get": retrieve,
             "delete": _operation(
                 "Delete a stored response", response_id, _ref("stored-objects.response_deleted")
             ),

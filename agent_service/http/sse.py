@@ -53,6 +53,11 @@ class Framing:
         for frame in frames:
             if self.named_events and frame.event:
                 parts.append(b"event: " + frame.event.encode() + b"\n")
+            # A Responses event's id is its sequence number: a client that reconnects says
+            # where it stopped (Last-Event-ID), and the stored rest follows.
+            sequence = frame.payload.get("sequence_number")
+            if type(sequence) is int:
+                parts.append(b"id: %d\n" % sequence)
             parts.append(b"data: " + dumps(frame.payload) + b"\n\n")
         return b"".join(parts)
 

@@ -2,7 +2,9 @@
 items, and the Conversations API. Everything is the caller's own: another caller's id is
 not found (404), never shown.
 
-    GET    /v1/responses/{id}                       the response
+    GET    /v1/responses/{id}                       the response; with stream=true, its
+                                                    stream again (after starting_after, or
+                                                    the Last-Event-ID header)
     DELETE /v1/responses/{id}                       deletes it (and the agent's memory of
                                                     it, once no response uses that any more)
     GET    /v1/responses/{id}/input_items           its input items, paged
@@ -24,12 +26,16 @@ from typing import Any
 from aiohttp import web
 
 from agent_service import errors
+from agent_service.http.sse import NAMED_EVENTS, SSE_HEADERS
 from agent_service.http.state import caller
 from agent_service.http.validation import read_valid_body
 from agent_service.jsonio import dumps
 from agent_service.keys import STATE
+from agent_service.protocols.base import Frame
+from agent_service.state.events import StoredEvent
 from agent_service.state.paging import DEFAULT_PAGE, MAX_PAGE
 from agent_service.state.records import Item, ItemPage, Order
+from agent_service.state.serde import loads
 from agent_service.state.store import StateStore
 from agent_service.state.turns import StateDisabled, resolve_references, stored_item
 
@@ -69,19 +75,47 @@ def _conversation_not_found(conversation_id: str) -> errors.NotFound:
     )
 
 
-async def get_response(request: web.Request) -> web.Response:
+async def get_response(request: web.Request) -> web.StreamResponse:
     response_id = request.match_info["response_id"]
-    if request.query.get("stream", "").lower() == "true":
-        raise errors.InvalidBody(
-            "Streaming a stored response again is not supported yet; retrieve it as JSON.",
-            param="stream",
-            code="unsupported_parameter",
-        )
+    streamed = request.query.get("stream", "").lower() == "true"
+    after = _starting_after(request) if streamed else -1
     store = _store(request)
     stored = await store.responses.get(caller(request), response_id) if store else None
-    if stored is None:
+    if stored is None or store is None:
         raise _response_not_found(response_id)
-    return _json(stored.body)
+    if not streamed:
+        return _json(stored.body)
+    events = await store.events.after(response_id, after)
+    if not events and after < 0:
+        raise errors.InvalidBody(
+            f"Response '{response_id}' was answered as JSON, not streamed: there is no stream "
+            "to read again; retrieve it without stream=true.",
+            param="stream",
+        )
+    return await _replay(request, events)
+
+
+async def _replay(request: web.Request, events: list[StoredEvent]) -> web.StreamResponse:
+    """The stored events, framed as they were sent (`event:`, `id:`, `data:`)."""
+    response = web.StreamResponse(headers=SSE_HEADERS)
+    await response.prepare(request)
+    frames = [Frame(loads(stored.payload), stored.event) for stored in events]
+    await response.write(NAMED_EVENTS.encode(frames))
+    await response.write_eof()
+    return response
+
+
+def _starting_after(request: web.Request) -> int:
+    """Where a resumed stream starts: `starting_after`, else the Last-Event-ID header (the
+    sequence number of the last event the client has), else the beginning."""
+    raw = request.query.get("starting_after") or request.headers.get("Last-Event-ID") or "-1"
+    try:
+        return int(raw)
+    except ValueError:
+        raise errors.InvalidBody(
+            f"starting_after must be an event's sequence number, not {raw[:20]!r}.",
+            param="starting_after",
+        ) from None
 
 
 async def delete_response(request: web.Request) -> web.Response:

@@ -15,7 +15,9 @@ from agent_service.http.state import caller
 from agent_service.keys import REQUEST_ID, SETTINGS, STATE, THREAD_NAME
 from agent_service.protocols.base import Exchange
 from agent_service.protocols.registry import TaskName
+from agent_service.protocols.responses import ResponsesExchange
 from agent_service.run import ThreadRef
+from agent_service.state.events import EventRecorder
 from agent_service.state.identity import thread_key
 from agent_service.state.store import StateStore
 from agent_service.state.thread_names import client_thread
@@ -170,3 +172,14 @@ async def remembering(
         aclose = getattr(events, "aclose", None)
         if aclose is not None:
             await aclose()
+
+
+def recorder_for(request: web.Request, plan: TurnPlan, exchange: Exchange) -> EventRecorder | None:
+    """A stored response's stream is kept, for clients that come back for it."""
+    store = request.app[STATE].store
+    turn = plan.responses
+    if store is None or turn is None or not turn.store:
+        return None
+    if not isinstance(exchange, ResponsesExchange):
+        return None
+    return EventRecorder(store.events, exchange.response_id)

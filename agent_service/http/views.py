@@ -12,7 +12,7 @@ from agent_service.events import Event
 from agent_service.http.answer import answer, json_response
 from agent_service.http.middlewares import route_label
 from agent_service.http.observer import RunObserver
-from agent_service.http.turns import TurnPlan, end_turn, plan_turn, remembering
+from agent_service.http.turns import TurnPlan, end_turn, plan_turn, recorder_for, remembering
 from agent_service.keys import (
     AGENT,
     BODY,
@@ -78,13 +78,15 @@ async def _answer(request: web.Request, plan: TurnPlan) -> web.StreamResponse:
     def remember(events: AsyncIterator[Event]) -> AsyncIterator[Event]:
         return remembering(request, plan, exchange, events)
 
+    streamed = body.get("stream") is True
     return await answer(
         request,
         agent,
         exchange,
         observer,
-        streamed=body.get("stream") is True,
+        streamed=streamed,
         around=None if plan.stateless else remember,
+        recorder=recorder_for(request, plan, exchange) if streamed else None,
     )
 
 

@@ -110,6 +110,26 @@ MIGRATIONS: tuple[Migration, ...] = (
     ),
 )
 
+_EVENTS = """
+    CREATE TABLE agent_response_events (
+        response_id TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        event TEXT NOT NULL,
+        payload TEXT NOT NULL,
+        created_at {real} NOT NULL,
+        PRIMARY KEY (response_id, seq)
+    )
+"""
+MIGRATIONS = (
+    *MIGRATIONS,
+    Migration(
+        2,
+        "the stored events of streamed responses",
+        sqlite=_EVENTS.format(real="REAL"),
+        postgresql=_EVENTS.format(real="DOUBLE PRECISION"),
+    ),
+)
+
 LATEST_VERSION = MIGRATIONS[-1].version
 
 _VERSION_TABLE = """

@@ -26,6 +26,7 @@ from agent_service.settings import DatabricksAuth
 from agent_service.state.config import StoreLocation
 from agent_service.state.conversations import ConversationRepository
 from agent_service.state.database import Database, PostgresDatabase, SqliteDatabase, open_sqlite
+from agent_service.state.events import EventLog
 from agent_service.state.identity import thread_key
 from agent_service.state.lakebase import LakebaseCredentials
 from agent_service.state.migrations import migrate
@@ -40,6 +41,8 @@ _CHECKPOINTER_SETUP_LOCK_KEY = 0x6167656E742D6370
 
 
 _SETUP_RETRY_S = 0.05
+# A stream's events with no saved response after this long belong to a run that failed.
+_ORPHAN_EVENTS_S = 86400.0
 
 
 class Closable(Protocol):
@@ -80,6 +83,7 @@ class StateStore:
         self.responses = ResponseRepository(db, retention_s=retention_s)
         self.conversations = ConversationRepository(db, retention_s=retention_s)
         self.threads = ThreadRepository(db, retention_s=retention_s)
+        self.events = EventLog(db)
         self._closers = closers
 
     def describe(self) -> dict[str, object]:
@@ -95,6 +99,8 @@ class StateStore:
         used it (a conversation's thread stays with the conversation)."""
         async with self.db.transaction() as session:
             deleted = await self.responses.delete(owner, response_id, session)
+            if deleted.found:
+                await self.events.forget(session, response_id)
             unused = deleted.unused_thread
             if unused is not None:
                 kind = await session.fetch_one(
@@ -125,6 +131,7 @@ class StateStore:
         async with self.db.transaction() as session:
             for table, key in (
                 ("agent_response_items", "response_id"),
+                ("agent_response_events", "response_id"),
                 ("agent_conversation_items", "conversation_id"),
             ):
                 parent = "agent_responses" if key == "response_id" else "agent_conversations"
@@ -136,6 +143,12 @@ class StateStore:
             await session.execute(
                 "DELETE FROM agent_responses WHERE expires_at IS NOT NULL AND expires_at < ?",
                 (now,),
+            )
+            # Events of streams whose response was never saved (the run failed).
+            await session.execute(
+                "DELETE FROM agent_response_events WHERE created_at < ? AND response_id NOT IN"
+                " (SELECT id FROM agent_responses)",
+                (now - _ORPHAN_EVENTS_S,),
             )
             await session.execute(
                 "DELETE FROM agent_conversations WHERE expires_at IS NOT NULL AND expires_at < ?",
