@@ -21,7 +21,7 @@ ifeq ($(UV),)
 UV := .tools/bin/uv
 endif
 
-.PHONY: run test check static format sync clean register bench bench-quick bench-state soak chromium screenshots
+.PHONY: run test check static format sync clean register bench bench-quick bench-state bench-events soak chromium screenshots
 
 # The offline model pauses between tokens here so streaming is visible in a terminal.
 run: export OFFLINE_TOKEN_DELAY_MS ?= 30
@@ -89,6 +89,10 @@ bench-quick: .venv/.synced
 # (no dev dependencies; the next `make test` puts them back).
 bench-state: .venv/.synced
 	$(UV) run --frozen --no-dev python -m bench.state $(BENCH_ARGS)
+
+# What keeping a stream for replay costs per event, and how fast a kept stream is replayed.
+bench-events: .venv/.synced
+	$(UV) run --frozen --no-dev python -m bench.events $(BENCH_ARGS)
 
 # A fixed-rate load for a set time against two gunicorn workers: errors, latency, memory.
 soak: .venv/.synced
