@@ -24,6 +24,7 @@ from agent_service.http.middlewares import (
     add_id_headers,
     error_middleware,
     metrics_middleware,
+    note_started,
     request_id_middleware,
 )
 from agent_service.http.openapi import build_openapi
@@ -99,6 +100,7 @@ async def create_app(
     app.router.add_get("/openapi.json", views.openapi)
     setup_ui(app)
     app.on_response_prepare.append(add_id_headers)
+    app.on_response_prepare.append(note_started)
     app.on_response_prepare.append(add_cors_headers)
     app.on_shutdown.append(_drain)
     app.cleanup_ctx.append(_tracing_context)

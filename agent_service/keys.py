@@ -49,3 +49,6 @@ BODY: web.RequestKey[dict[str, Any]] = web.RequestKey("body")
 CALLER: web.RequestKey[str] = web.RequestKey("caller")
 # The conversation (thread) name a request continues, returned in the X-Thread-Id header.
 THREAD_NAME: web.RequestKey[str] = web.RequestKey("thread_name")
+# The response whose status line and headers went out (a stream): once it is set, nothing
+# but that response's own body may be written on the connection.
+STARTED_RESPONSE: web.RequestKey[web.StreamResponse] = web.RequestKey("started_response")

@@ -36,7 +36,7 @@ from agent_service.http.admission import RequestGate, RunScope
 from agent_service.http.middlewares import CLIENT_CLOSED, log_error
 from agent_service.http.observer import RunObserver
 from agent_service.http.sse import ClientGone, EventStream
-from agent_service.jsonio import dumps
+from agent_service.jsonio import dumps, encodable
 from agent_service.keys import ENDPOINT, GATE, SETTINGS
 from agent_service.protocols.base import Encoder, Exchange, Frame, Reducer
 from agent_service.run import AgentRun
@@ -198,7 +198,10 @@ class SseSink:
         await self._send(self._encoder.encode(event), final=isinstance(event, RunEnded))
 
     async def fail(self, error: errors.ServiceError) -> None:
-        await self._send(self._encoder.encode(RunFailed(error)), final=True)
+        # The protocol's terminal frames carry the answer so far (a Responses `response.failed`
+        # has its output and custom outputs): made encodable, they go out whatever it holds.
+        frames = self._encoder.encode(RunFailed(error))
+        await self._send([Frame(encodable(f.payload), f.event) for f in frames], final=True)
 
     async def finish(self) -> web.StreamResponse:
         await self._stream.close()

@@ -16,7 +16,7 @@ from aiohttp.typedefs import Handler
 
 from agent_service import errors
 from agent_service.http.validation import too_large
-from agent_service.keys import METRICS, REQUEST_ID, STARTED, TRACE_ID
+from agent_service.keys import METRICS, REQUEST_ID, STARTED, STARTED_RESPONSE, TRACE_ID
 from agent_service.observability.logs import current_request_id
 
 log = logging.getLogger(__name__)
@@ -46,19 +46,43 @@ def error_response(error: errors.ServiceError, request_id: str | None) -> web.Re
 
 @web.middleware
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Any exception → the OpenAI error envelope. 5xx details go to the log only."""
+    """Any exception → the OpenAI error envelope. 5xx details go to the log only. Once a
+    response has started (a stream's status line is out), no other response may follow it
+    on the connection: the stream's own loop ends it with the protocol's terminal event, and
+    whatever escapes that loop aborts the connection, so the client sees a broken answer,
+    never one that looks complete, nor a second status line inside the first body."""
     try:
         return await handler(request)
-    except errors.ServiceError as error:
-        log_error(error)
-        return error_response(error, request.get(REQUEST_ID))
-    except web.HTTPException as http_error:
-        if http_error.status < 400:
-            raise
-        return error_response(_from_http(http_error, request), request.get(REQUEST_ID))
-    except Exception:
+    except Exception as exc:
+        started = request.get(STARTED_RESPONSE)
+        if started is not None:
+            return _abort(request, started, exc)
+        if isinstance(exc, errors.ServiceError):
+            log_error(exc)
+            return error_response(exc, request.get(REQUEST_ID))
+        if isinstance(exc, web.HTTPException):
+            if exc.status < 400:
+                raise
+            return error_response(_from_http(exc, request), request.get(REQUEST_ID))
         log.exception("Unhandled error in %s %s", request.method, request.path)
         return error_response(errors.ServiceError(), request.get(REQUEST_ID))
+
+
+def _abort(request: web.Request, started: web.StreamResponse, exc: Exception) -> web.StreamResponse:
+    log.error(
+        "Unhandled error in %s %s after the response started; connection aborted",
+        request.method,
+        request.path,
+        exc_info=exc,
+    )
+    if request.transport is not None:
+        request.transport.abort()
+    return started
+
+
+async def note_started(request: web.Request, response: web.StreamResponse) -> None:
+    """`on_response_prepare`: remember the response whose status line goes out now."""
+    request[STARTED_RESPONSE] = response
 
 
 def log_error(error: errors.ServiceError, *, mid_stream: bool = False) -> None:
