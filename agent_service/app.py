@@ -44,6 +44,7 @@ from agent_service.keys import (
     SETTINGS,
     STATE,
 )
+from agent_service.observability.loop_lag import LoopLagMonitor
 from agent_service.observability.metrics import Metrics
 from agent_service.observability.tracing import start_tracer
 from agent_service.observability.versioning import version_name
@@ -79,6 +80,9 @@ async def create_app(
             "handler_cancellation": True,
             "max_line_size": settings.max_header_bytes,
             "max_field_size": settings.max_header_bytes,
+            # Request bodies are taken as sent: inflating gzip on the event loop is unbounded
+            # work (validation refuses a Content-Encoding with 415).
+            "auto_decompress": False,
         },
     )
     app[SETTINGS] = settings
@@ -103,6 +107,7 @@ async def create_app(
     app.on_response_prepare.append(note_started)
     app.on_response_prepare.append(add_cors_headers)
     app.on_shutdown.append(_drain)
+    app.cleanup_ctx.append(_loop_lag_context)
     app.cleanup_ctx.append(_tracing_context)
     setup_state(app)
     setup_stored_routes(app)
@@ -113,6 +118,15 @@ async def create_app(
 async def _drain(app: web.Application) -> None:
     """On SIGTERM, after the listening sockets closed: finish what is running, then stop."""
     await app[GATE].drain(app[SETTINGS].drain_s)
+
+
+async def _loop_lag_context(app: web.Application) -> AsyncIterator[None]:
+    """Watch this worker's event loop for stalls while it serves (`/metrics`)."""
+    metrics = app[METRICS]
+    monitor = LoopLagMonitor(metrics.loop_lag, metrics.loop_lag_max)
+    monitor.start()
+    yield
+    monitor.stop()
 
 
 async def _tracing_context(app: web.Application) -> AsyncIterator[None]:

@@ -49,6 +49,8 @@ BODY: web.RequestKey[dict[str, Any]] = web.RequestKey("body")
 CALLER: web.RequestKey[str] = web.RequestKey("caller")
 # The conversation (thread) name a request continues, returned in the X-Thread-Id header.
 THREAD_NAME: web.RequestKey[str] = web.RequestKey("thread_name")
+# Its size in bytes, as received: large bodies are turned into the agent's input off the loop.
+BODY_BYTES: web.RequestKey[int] = web.RequestKey("body_bytes")
 # The response whose status line and headers went out (a stream): once it is set, nothing
 # but that response's own body may be written on the connection.
 STARTED_RESPONSE: web.RequestKey[web.StreamResponse] = web.RequestKey("started_response")

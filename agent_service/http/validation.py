@@ -1,19 +1,22 @@
-"""Request bodies at the edge: JSON content type, size, a JSON object, the schema. For agent
-routes the middleware does it and stores what passes under `BODY`; other JSON routes (the
-chat page's feedback) call `read_valid_body` themselves."""
+"""Request bodies at the edge: JSON content type, no content encoding, size, JSON structure
+and nesting within bounds, a JSON object, the schema. For agent routes the middleware does
+it and stores what passes under `BODY`; other JSON routes (the chat page's feedback) call
+`read_valid_body` themselves. Every step costs the event loop at most a few milliseconds per
+megabyte: why and how, in schemas/README.md."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import orjson
-from aiohttp import web
+from aiohttp import hdrs, web
 from aiohttp.typedefs import Handler
 
 from agent_service import errors
 from agent_service.http.routes import wrong_protocol_message
-from agent_service.keys import BODY, ENDPOINT, ENDPOINTS, SCHEMAS, SETTINGS
-from agent_service.schemas import SchemaProblem
+from agent_service.json_limits import LIMITS, StructureCount, depth_check
+from agent_service.keys import BODY, BODY_BYTES, ENDPOINT, ENDPOINTS, SCHEMAS, SETTINGS
+from agent_service.schemas import SchemaProblem, json_path
 
 
 @web.middleware
@@ -50,8 +53,43 @@ async def read_valid_body(request: web.Request, schema: str) -> dict[str, Any]:
 
 async def _read_object(request: web.Request) -> dict[str, Any]:
     _check_content_type(request)
+    _check_content_encoding(request)
     _check_declared_size(request)
-    return _parse_object(await request.read())
+    raw = await _read(request)
+    request[BODY_BYTES] = len(raw)
+    return _parse_object(raw)
+
+
+async def _read(request: web.Request) -> bytes:
+    """The whole body, piece by piece as it arrives: counted against MAX_BODY_BYTES and the
+    JSON structure limits on the way (so neither check is one long pass over 16 MiB, and a
+    body over either is refused without reading the rest)."""
+    limit = request.app[SETTINGS].max_body_bytes
+    structure = StructureCount(LIMITS)
+    pieces: list[bytes] = []
+    size = 0
+    async for piece in request.content.iter_any():
+        size += len(piece)
+        if size > limit:
+            raise too_large(request)
+        if (problem := structure.add(piece)) is not None:
+            raise errors.PayloadTooLarge(problem, code="too_much_structure")
+        pieces.append(piece)
+    return b"".join(pieces)
+
+
+def _check_content_encoding(request: web.Request) -> None:
+    """Bodies are taken as sent: aiohttp's inflating is off (an 8 MiB gzip body can inflate
+    to 8 GiB, all of it decompressed on the event loop), so a compressed body is refused
+    the way RFC 7694 says, with the encodings we accept."""
+    encoding = request.headers.get(hdrs.CONTENT_ENCODING, "").strip().lower()
+    if encoding not in ("", "identity"):
+        raise errors.UnsupportedMediaType(
+            f"Content-Encoding {request.headers[hdrs.CONTENT_ENCODING]!r} is not supported; "
+            "send the body uncompressed.",
+            code="unsupported_content_encoding",
+            headers={hdrs.ACCEPT_ENCODING: "identity"},
+        )
 
 
 def _invalid(problem: SchemaProblem) -> errors.InvalidBody:
@@ -100,6 +138,13 @@ def _parse_object(raw: bytes) -> dict[str, Any]:
             f"The request body must be a JSON object, not {_json_type(body)}.",
             param="$",
             code="invalid_type",
+        )
+    if (path := depth_check().too_deep(body)) is not None:
+        where = json_path(path)
+        raise errors.InvalidBody(
+            f"{where}: nests deeper than {LIMITS.max_depth} levels (the body is level 1).",
+            param=where,
+            code="too_deep",
         )
     return body
 

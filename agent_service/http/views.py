@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import AsyncIterator
 from typing import Any
@@ -16,6 +17,7 @@ from agent_service.http.turns import TurnPlan, end_turn, plan_turn, recorder_for
 from agent_service.keys import (
     AGENT,
     BODY,
+    BODY_BYTES,
     ENDPOINT,
     GATE,
     METRICS,
@@ -29,7 +31,7 @@ from agent_service.keys import (
 )
 from agent_service.observability.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from agent_service.observability.tracing import RequestFacts, RequestTrace
-from agent_service.protocols.base import RequestContext, TraceReturn
+from agent_service.protocols.base import Exchange, RequestContext, Task, TraceReturn
 
 RETURN_TRACE_ID_HEADER = "x-mlflow-return-trace-id"
 
@@ -65,7 +67,7 @@ async def _answer(request: web.Request, plan: TurnPlan) -> web.StreamResponse:
         headers=request.headers,
         thread=plan.thread,
     )
-    exchange = endpoint.task.exchange(body, context)
+    exchange = await _prepared(endpoint.task, body, context, request[BODY_BYTES])
     observer = RunObserver(
         trace=trace,
         exchange=exchange,
@@ -88,6 +90,20 @@ async def _answer(request: web.Request, plan: TurnPlan) -> web.StreamResponse:
         around=None if plan.stateless else remember,
         recorder=recorder_for(request, plan, exchange) if streamed else None,
     )
+
+
+# Bodies larger than this are turned into the agent's input in a thread: converting 2,048
+# messages into LangChain's objects takes tens of milliseconds of Python; in a thread the
+# event loop still gets its turn every few milliseconds (the interpreter's switch interval).
+_CONVERT_OFF_THE_LOOP_BYTES = 64 * 1024
+
+
+async def _prepared(
+    task: Task, body: dict[str, Any], context: RequestContext, size: int
+) -> Exchange:
+    if size <= _CONVERT_OFF_THE_LOOP_BYTES:
+        return task.exchange(body, context)
+    return await asyncio.to_thread(task.exchange, body, context)
 
 
 def _start_trace(request: web.Request, task: str, body: dict[str, Any]) -> RequestTrace | None:

@@ -29,6 +29,28 @@ from prometheus_client.registry import Collector
 # Latency buckets from 5 ms (a rejected or cached answer) to 5 minutes (a long agent run).
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 _FIRST_TOKEN_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+# Event loop lag: fine around the tens of milliseconds a request may cost at most, then up
+# to the 60 s after which gunicorn kills a stuck worker.
+_LOOP_LAG_BUCKETS = (
+    0.001,
+    0.002,
+    0.005,
+    0.01,
+    0.02,
+    0.03,
+    0.04,
+    0.05,
+    0.075,
+    0.1,
+    0.25,
+    0.5,
+    1,
+    2.5,
+    5,
+    10,
+    30,
+    60,
+)
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 
@@ -96,6 +118,19 @@ class Metrics:
             "Requests refused before running, by reason",
             ["reason"],
             registry=registry,
+        )
+        self.loop_lag = Histogram(
+            "agent_event_loop_lag_seconds",
+            "How late the event loop ran a timer: while it is late, every request and stream "
+            "of the worker waits (sampled every few milliseconds)",
+            buckets=_LOOP_LAG_BUCKETS,
+            registry=registry,
+        )
+        self.loop_lag_max = Gauge(
+            "agent_event_loop_lag_max_seconds",
+            "The longest event loop stall a worker has had since it started",
+            registry=registry,
+            multiprocess_mode="max",
         )
 
     def watch_trace_export(self, status: Callable[[], Mapping[str, Any] | None]) -> None:

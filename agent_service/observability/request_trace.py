@@ -114,9 +114,7 @@ class RequestTrace:
         return from_line(self.record.to_line_dict()).to_dict()
 
 
-def _without_nulls(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return {key: _without_nulls(item) for key, item in value.items() if item is not None}
-    if isinstance(value, list):
-        return [_without_nulls(item) for item in value]
-    return value
+def _without_nulls(body: Mapping[str, Any]) -> dict[str, Any]:
+    """The request without the fields a client sent as null. The top level only: walking
+    every nested value held the event loop for a second on a body of 100,000 objects."""
+    return {key: value for key, value in body.items() if value is not None}
