@@ -20,8 +20,7 @@ from agent_service.models import backends
 from agent_service.models.offline import OfflineChatModel
 from agent_service.settings import BACKENDS, Settings, SettingsError
 from tests.conftest import ServiceFactory
-
-HELLO = {"messages": [{"role": "user", "content": "Hello"}]}
+from tests.wire import HELLO
 
 calls: list[dict[str, Any]] = []
 events: list[str] = []

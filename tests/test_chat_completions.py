@@ -6,15 +6,12 @@ import re
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestClient
 
 from agent_service.models.offline import OFFLINE_NOTICE, tokenize
 from agent_service.schemas import bundled
 from tests.conftest import ServiceFactory
 from tests.sse_decoder import SSEEvent, decode
-
-Client = TestClient[Any, Any]
-HELLO = {"messages": [{"role": "user", "content": "Hello agent"}]}
+from tests.wire import HELLO, Client
 
 
 def assert_matches_schema(name: str, instance: object) -> None:
@@ -59,7 +56,7 @@ async def test_json_answer_has_every_field_openai_requires(service: Client, path
     assert message["role"] == "assistant"
     assert message["refusal"] is None
     assert message["content"].startswith(OFFLINE_NOTICE)
-    assert 'You said: "Hello agent"' in message["content"]
+    assert 'You said: "Hello"' in message["content"]
     usage = body["usage"]
     assert usage["completion_tokens"] == len(tokenize(message["content"]))
     assert usage["total_tokens"] == usage["prompt_tokens"] + usage["completion_tokens"]

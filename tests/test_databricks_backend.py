@@ -13,8 +13,7 @@ from agent_service.app import create_app
 from agent_service.models.backends import ModelSetupError
 from tests.conftest import ServiceFactory, settings_for
 from tests.fakes.databricks_workspace import CLIENT_ID, CLIENT_SECRET, PAT, FakeWorkspace
-
-HELLO = {"messages": [{"role": "user", "content": "Hello"}]}
+from tests.wire import HELLO
 
 
 @pytest.fixture(autouse=True)

@@ -20,9 +20,7 @@ from agent_service import agent_server
 from agent_service.agents.functions import FunctionAgent, Handlers
 from tests.conftest import ServiceFactory
 from tests.served import INVOCATIONS_TASK, ask_three_ways
-from tests.wire import Client, data_frames, named_frames, stream
-
-HELLO_RESPONSES = {"input": [{"role": "user", "content": "Hello"}]}
+from tests.wire import HELLO_RESPONSES, Client, data_frames, named_frames, stream
 
 
 def message_item(text: str, item_id: str = "msg_1") -> dict[str, Any]:

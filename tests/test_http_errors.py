@@ -7,13 +7,10 @@ import re
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestClient
 
 from agent_service.schemas import bundled
 from tests.conftest import ServiceFactory
-
-Client = TestClient[Any, Any]
-HELLO = {"messages": [{"role": "user", "content": "Hello"}]}
+from tests.wire import HELLO, Client
 
 
 async def envelope(response: Any, status: int) -> dict[str, Any]:

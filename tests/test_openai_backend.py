@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import orjson
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestServer
 
 from tests.conftest import ServiceFactory, openai_env
 from tests.fakes.openai_server import Behaviour, FakeOpenAI
 from tests.sse_decoder import decode
-from tests.wire import aggregate_chat_chunks, check_response_event
+from tests.wire import HELLO, Client, aggregate_chat_chunks, check_response_event
 
-Client = TestClient[Any, Any]
 FakeEndpoint = tuple[FakeOpenAI, TestServer]
-HELLO = {"messages": [{"role": "user", "content": "Hello there"}]}
 
 
 @pytest.fixture
@@ -30,10 +26,10 @@ async def test_json_answer_comes_from_the_endpoint(
     body = await (await client.post("/invocations", json=HELLO)).json()
     assert body["choices"][0]["message"]["content"] == "Hello from the fake model."
     assert body["choices"][0]["finish_reason"] == "stop"
-    assert body["usage"] == {"prompt_tokens": 2, "completion_tokens": 5, "total_tokens": 7}
+    assert body["usage"] == {"prompt_tokens": 1, "completion_tokens": 5, "total_tokens": 6}
     [seen] = fake.requests
     assert seen.body["model"] == "fake-model"
-    assert seen.body["messages"] == [{"role": "user", "content": "Hello there"}]
+    assert seen.body["messages"] == [{"role": "user", "content": "Hello"}]
     assert seen.headers["Authorization"] == "Bearer sk-test-key"
     assert not seen.body.get("stream")
 
@@ -50,7 +46,7 @@ async def test_stream_relays_tokens_as_they_come(client: Client, fake_openai: Fa
     deltas = [c["choices"][0]["delta"].get("content") for c in chunks if c["choices"]]
     assert deltas == ["", "Hello", " from", " the", " fake", " model.", None]
     assert chunks[-2]["choices"][0]["finish_reason"] == "stop"
-    assert chunks[-1]["usage"] == {"prompt_tokens": 2, "completion_tokens": 5, "total_tokens": 7}
+    assert chunks[-1]["usage"] == {"prompt_tokens": 1, "completion_tokens": 5, "total_tokens": 6}
     [seen] = fake.requests
     assert seen.body["stream"] is True
     assert seen.body["stream_options"] == {"include_usage": True}

@@ -26,9 +26,8 @@ from tests.conftest import ServiceFactory, openai_env, settings_for
 from tests.fakes.openai_server import Behaviour, FakeOpenAI
 from tests.probes import Probe, probed_graph
 from tests.sse_decoder import SSEDecoder, decode
-from tests.wire import Client
+from tests.wire import HELLO, Client
 
-HELLO = {"messages": [{"role": "user", "content": "Hello"}]}
 FakeEndpoint = tuple[FakeOpenAI, TestServer]
 # Bounds for waiting on something that must happen; they are never what a test measures.
 PATIENCE_S = 30

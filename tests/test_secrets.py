@@ -22,9 +22,8 @@ from tests.conftest import ServiceFactory, openai_env
 from tests.fakes.openai_server import Behaviour, FakeOpenAI
 from tests.log_capture import server_log
 from tests.processes import BIN, free_port
-from tests.wire import Client
+from tests.wire import HELLO, Client
 
-HELLO = {"messages": [{"role": "user", "content": "Hello"}]}
 LEAKED_KEY = "sk-live-" + "0123456789abcdef" * 2
 
 

@@ -8,13 +8,12 @@ import asyncio
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestServer
 
 from tests.conftest import ServiceFactory, openai_env
 from tests.fakes.openai_server import FakeOpenAI
 from tests.state_probes import count, mentions
-
-Client = TestClient[Any, Any]
+from tests.wire import Client
 
 
 @pytest.fixture

@@ -16,8 +16,8 @@ from tests.fakes.openai_server import Behaviour, FakeOpenAI, valid_chunk
 from tests.log_capture import server_log
 from tests.sse_decoder import decode
 from tests.test_production import metric
+from tests.wire import HELLO
 
-HELLO = {"messages": [{"role": "user", "content": "Hello"}]}
 HTML = b"<html><body><h1>502 Bad Gateway</h1></body></html>"
 ERROR_OBJECT = {"error": {"message": "The server had an error.", "type": "server_error"}}
 

@@ -18,6 +18,10 @@ from tests.sse_decoder import SSEEvent, decode
 
 Client = TestClient[Any, Any]
 
+# The smallest request of each protocol, for tests that need an answer, not a conversation.
+HELLO = {"messages": [{"role": "user", "content": "Hello"}]}
+HELLO_RESPONSES = {"input": [{"role": "user", "content": "Hello"}]}
+
 _RESPONSE_EVENT = TypeAdapter(ResponseStreamEvent)
 
 
