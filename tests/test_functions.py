@@ -317,3 +317,60 @@ def test_frames_of_a_data_only_stream_are_what_clients_parse() -> None:
 
     events = decode([b'data: {"a": 1}\n\ndata: [DONE]\n\n'])
     assert data_frames(events) == [{"a": 1}]
+
+
+# --- endings -----------------------------------------------------------------------------
+
+
+async def test_a_client_leaving_stops_the_functions(make_service: ServiceFactory) -> None:
+    """An async generator is closed at once; a sync one as soon as its step in progress
+    returns (a thread cannot be interrupted). Left alone, either would run for minutes."""
+    stopped: dict[str, asyncio.Event] = {"async": asyncio.Event(), "sync": asyncio.Event()}
+    loop = asyncio.get_running_loop()
+
+    async def async_stream(request: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+        try:
+            while True:
+                yield {"type": "response.output_text.delta", "item_id": "m", "delta": "tick "}
+                await asyncio.sleep(0.01)
+        finally:
+            stopped["async"].set()
+
+    def sync_stream(request: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        try:
+            for _ in range(10_000):
+                yield {"type": "response.output_text.delta", "item_id": "m", "delta": "tock "}
+                threading.Event().wait(0.01)
+        finally:
+            loop.call_soon_threadsafe(stopped["sync"].set)
+
+    for kind, function in (("async", async_stream), ("sync", sync_stream)):
+        client = await serve(make_service, "agent/v1/responses", stream=function)
+        response = await client.post("/v1/responses", json={**HELLO_RESPONSES, "stream": True})
+        received = b""
+        while received.count(b"delta") < 3:
+            received += await response.content.readany()
+        response.close()
+        async with asyncio.timeout(10):
+            await stopped[kind].wait()
+
+
+async def test_the_deadline_stops_a_function_that_never_answers(
+    make_service: ServiceFactory,
+) -> None:
+    cancelled = asyncio.Event()
+
+    async def never(request: dict[str, Any]) -> dict[str, Any]:
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+        return {}
+
+    agent = FunctionAgent("agent/v1/responses", Handlers(invoke=never))
+    client = await make_service({"REQUEST_DEADLINE_SECONDS": "0.2"}, agent=agent)
+    response = await client.post("/v1/responses", json=HELLO_RESPONSES)
+    assert response.status == 504
+    assert (await response.json())["error"]["code"] == "deadline_exceeded"
+    assert cancelled.is_set()

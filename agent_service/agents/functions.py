@@ -6,9 +6,9 @@ AgentServer and of the Databricks agent templates; `agent_service/agent_server.p
   run (`native.*.request_from_run`); a dict, or the typed request when the authoring API
   gives one (`request_type`, e.g. MLflow's `ResponsesAgentRequest`).
 - Async functions and async generators run on the event loop; plain functions and
-  generators run in the loop's thread pool, one step at a time, never on the loop. Both see
-  the request's context: its headers (`get_request_headers()`) and its trace (spans they
-  open nest under the request's root span).
+  generators run in a thread pool (`_THREADS` threads), one step at a time, never on the
+  loop. Both see the request's context: its headers (`get_request_headers()`) and its
+  trace (spans they open nest under the request's root span).
 - What they return or yield is read by the protocol's reader into events, so a handler that
   yields only `response.output_item.done` items, or MLflow's `create_text_delta` events
   without sequence numbers, still gives every client the protocol's complete sequence.
@@ -23,9 +23,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
-import functools
 import inspect
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import aclosing
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -184,17 +184,32 @@ async def _yielded(function: Handler, request: Any) -> AsyncGenerator[Any, None]
 
 
 _END = object()
+# Where the agents' sync code runs: a pool of our own, so that a step still running when its
+# run was cancelled can be told apart from a finished one (an asyncio future wrapping it says
+# "cancelled" at once). Threads start on first use, in the worker, never in gunicorn's master.
+_THREADS = 32
+_pool: ThreadPoolExecutor | None = None
+
+
+def _threads() -> ThreadPoolExecutor:
+    global _pool  # one pool per process, made on first use
+    if _pool is None:
+        _pool = ThreadPoolExecutor(max_workers=_THREADS, thread_name_prefix="agent")
+    return _pool
 
 
 async def _stepped_in_threads(items: Iterator[Any]) -> AsyncGenerator[Any, None]:
-    """Each step of a sync generator in the loop's thread pool, in this request's context."""
-    loop = asyncio.get_running_loop()
+    """Each step of a sync generator in the thread pool, in this request's context."""
     context = contextvars.copy_context()
-    step: asyncio.Future[Any] | None = None
+    step: Future[Any] | None = None
+
+    def advance() -> Any:
+        return next(items, _END)
+
     try:
         while True:
-            step = loop.run_in_executor(None, functools.partial(context.run, next, items, _END))
-            item = await step
+            step = _threads().submit(context.run, advance)
+            item = await asyncio.wrap_future(step)
             if item is _END:
                 return
             yield item
@@ -203,14 +218,14 @@ async def _stepped_in_threads(items: Iterator[Any]) -> AsyncGenerator[Any, None]
         if close is not None:
             if step is not None and not step.done():
                 # Still running in its thread (the run was cancelled): close it after.
-                step.add_done_callback(lambda _: loop.run_in_executor(None, context.run, close))
+                step.add_done_callback(lambda _: _threads().submit(context.run, close))
             else:
-                await loop.run_in_executor(None, context.run, close)
+                await asyncio.wrap_future(_threads().submit(context.run, close))
 
 
 async def _in_thread(function: Handler, request: Any) -> Any:
-    loop = asyncio.get_running_loop()
-    return await loop.run_in_executor(None, contextvars.copy_context().run, function, request)
+    context = contextvars.copy_context()
+    return await asyncio.wrap_future(_threads().submit(context.run, function, request))
 
 
 def agent_failure(exc: Exception) -> ServiceError:
