@@ -189,3 +189,19 @@ def test_a_graph_with_a_checkpointer_is_refused_at_start_up_saying_why() -> None
     graph.add_edge(START, "noop")
     with pytest.raises(AgentLoadError, match="compiled with a checkpointer"):
         GraphAgent(graph.compile(checkpointer=InMemorySaver()))
+
+
+async def test_a_langchain_create_agent_graph(make_service: ServiceFactory) -> None:
+    agents = pytest.importorskip("langchain.agents", reason="langchain joins the dev group")
+    model = OfflineChatModel(
+        script=(
+            ScriptedTurn("Let me multiply.", (ScriptedToolCall("multiply", {"a": 6, "b": 7}),)),
+            ScriptedTurn("It is 42."),
+        )
+    )
+    graph = agents.create_agent(model=model, tools=[multiply])
+    client = await make_service(INVOCATIONS_TASK, agent=graph)
+    answers = await ask_three_ways(client, "What is 6 times 7?")
+    assert answers.chat["choices"][0]["message"]["content"] == "Let me multiply.\n\nIt is 42."
+    kinds = [item["type"] for item in answers.responses["output"]]
+    assert kinds == ["message", "function_call", "function_call_output", "message"]
