@@ -38,9 +38,11 @@ def tracking_uri(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 
 @pytest.fixture
-def deployment(tracking_uri: str, request: pytest.FixtureRequest) -> dict[str, str]:
-    """app.yaml's settings, tracing to a local store."""
+def deployment(tracking_uri: str, tmp_path: Path, request: pytest.FixtureRequest) -> dict[str, str]:
+    """app.yaml's settings, tracing to a local store; conversation state in a SQLite file
+    unless app.yaml says otherwise (the default state store is one)."""
     return {
+        "STATE_STORE": f"sqlite:///{tmp_path / 'state.db'}",
         **app_yaml_env(),
         "AGENT_TRACING": "true",
         "MLFLOW_TRACKING_URI": tracking_uri,
@@ -78,6 +80,23 @@ async def test_default_deployment_answers_and_offers_feedback(
     assert trace.info.state == "OK"
     assert trace.info.trace_metadata["mlflow.trace.session"] == "chat-42"
     assert trace.info.trace_metadata["mlflow.trace.user"] == "ada@example.com"
+
+
+async def test_default_deployment_carries_a_conversation(
+    aiohttp_server: AiohttpServer, deployment: dict[str, str]
+) -> None:
+    """The chatbot sends the whole chat each turn (its earlier answers as output items): the
+    second turn is answered like the first, in the same session."""
+    server = await start_service(aiohttp_server, deployment)
+    report = await drive(chat(server, "My name is Ada.", "What is my name?"))
+    assert report["error"] is None
+    first, second = report["answers"]
+    assert first["errors"] == second["errors"] == []
+    assert second["text"] == f'{OFFLINE_NOTICE} You said: "What is my name?".'
+    trace = await server.trace(second["trace_id"])
+    assert trace.info.trace_metadata["mlflow.trace.session"] == "chat-42"
+    said = [item.get("role") for item in report["sent"][1]["input"]]
+    assert said == ["user", "assistant", "user"], "the earlier answer went back with the chat"
 
 
 async def test_default_deployment_titles_a_new_chat(

@@ -11,6 +11,7 @@ a case waiting for work on the service says which work.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -74,10 +75,6 @@ CHAT_AGENT_GENERATE_HIDES_IDS = (
 WAITS_FOR_MCP_CALL = (
     "waits for the agent's own tools as mcp_call items on /v1/responses (issue 9, item 2): "
     "@ai-sdk/openai takes a function_call item for a call the client must run"
-)
-WAITS_FOR_STORED_RESPONSES = (
-    "waits for stored responses (issue 13): with store on, its default, @ai-sdk/openai sends "
-    "earlier answers back as item_reference items"
 )
 
 
@@ -174,10 +171,11 @@ async def check_conversation(
     aiohttp_server: AiohttpServer,
     upstream: tuple[FakeOpenAI, dict[str, str]],
     client: str,
+    state_store: str,
     **fields: Any,
-) -> None:
+) -> dict[str, Any]:
     fake, env = upstream
-    server = await live(aiohttp_server, client, **env)
+    server = await live(aiohttp_server, client, STATE_STORE=state_store, **env)
     turns = ("My name is Ada.", "What is my name?")
     report = await drive(case(client, server, "generate", *turns, **fields))
     assert report["error"] is None, report["error"]
@@ -189,21 +187,35 @@ async def check_conversation(
         ("assistant", answer),
         ("user", turns[1]),
     ], "the model sees the whole conversation"
+    return report
 
 
-@pytest.mark.parametrize("client", clients(openai_responses=WAITS_FOR_STORED_RESPONSES))
+@pytest.mark.parametrize("client", clients())
 async def test_multi_turn(
-    aiohttp_server: AiohttpServer, upstream: tuple[FakeOpenAI, dict[str, str]], client: str
+    aiohttp_server: AiohttpServer,
+    upstream: tuple[FakeOpenAI, dict[str, str]],
+    tmp_path: Path,
+    client: str,
 ) -> None:
-    await check_conversation(aiohttp_server, upstream, client)
+    """Each client as it comes, against a server that keeps state (the default): the OpenAI
+    provider sends earlier answers as item_reference items (with `store`, its default, on);
+    the others send the whole conversation."""
+    state_store = f"sqlite:///{tmp_path / 'state.db'}"
+    report = await check_conversation(aiohttp_server, upstream, client, state_store)
+    if client == OPENAI_RESPONSES:
+        second_input = report["sent"][1]["input"]
+        assert any(item.get("type") == "item_reference" for item in second_input)
 
 
 async def test_multi_turn_without_store_responses(
     aiohttp_server: AiohttpServer, upstream: tuple[FakeOpenAI, dict[str, str]]
 ) -> None:
-    """With `store: false` the OpenAI provider sends the earlier answers in full."""
+    """Against a server without state (`STATE_STORE=off`), the OpenAI provider with
+    `store: false` sends the earlier answers in full."""
     options = {"openai": {"store": False}}
-    await check_conversation(aiohttp_server, upstream, OPENAI_RESPONSES, provider_options=options)
+    await check_conversation(
+        aiohttp_server, upstream, OPENAI_RESPONSES, "off", provider_options=options
+    )
 
 
 # --- tools ------------------------------------------------------------------------------------

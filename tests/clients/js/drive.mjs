@@ -213,9 +213,11 @@ async function chatbot(spec, model, messages) {
       fallback = { text: null, error: describeError(error) };
     }
   }
+  // The next turn carries this answer back, as the chatbot's history does.
+  const history = fellBack || errors.length ? [] : (await result.response).messages;
   return {
     answer: { text, errors, ui_chunks: collapse(chunks), trace_id: traceId, fallback },
-    messages: [],
+    messages: fellBack ? [{ role: 'assistant', content: text }] : history,
   };
 }
 
