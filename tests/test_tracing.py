@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import threading
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from agent_service.agents.default_graph import build_graph
 from agent_service.agents.tools import select_tools
 from agent_service.models.offline import OfflineChatModel, ScriptedToolCall, ScriptedTurn
 from agent_service.observability.spool import EXPORTER_LOCK, prepare, spool_dir_for, try_lock
+from agent_service.observability.tracing import _in_daemon_thread
 from tests.conftest import ServiceFactory, openai_env
 from tests.fakes.openai_server import Behaviour, FakeOpenAI
 from tests.sse_decoder import decode
@@ -333,3 +335,22 @@ async def test_traces_past_the_spool_cap_are_dropped_counted_and_loud(
         os.close(stuck)
     # The export process is back: what was kept is stored.
     await traces_of(client, 2)
+
+
+def test_an_abandoned_start_thread_finishing_after_the_loop_closed_is_quiet() -> None:
+    """A tracking store that answers only after the worker's loop has closed: the thread
+    that waited for it ends without an exception (pytest would report one as an error)."""
+    release = threading.Event()
+    loop = asyncio.new_event_loop()
+
+    async def abandon() -> None:
+        _in_daemon_thread(release.wait)
+
+    before = set(threading.enumerate())
+    loop.run_until_complete(abandon())
+    # Other tests' abandoned threads may still be waiting for their own stores.
+    [thread] = [t for t in set(threading.enumerate()) - before if t.name == "mlflow-tracing-start"]
+    loop.close()
+    release.set()
+    thread.join(timeout=10)
+    assert not thread.is_alive()

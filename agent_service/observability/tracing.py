@@ -17,6 +17,8 @@ store. `Tracer.close` waits (bounded) until this worker's traces are stored.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import logging
 import random
 import threading
@@ -243,9 +245,13 @@ def _in_daemon_thread(function: Callable[..., _T], *args: Any) -> asyncio.Future
         try:
             result = function(*args)
         except BaseException as error:  # noqa: BLE001 - handed to the awaiting coroutine
-            loop.call_soon_threadsafe(fail, error)
+            answer: Callable[[], None] = functools.partial(fail, error)
         else:
-            loop.call_soon_threadsafe(succeed, result)
+            answer = functools.partial(succeed, result)
+        # An abandoned thread may finish after the worker's loop has closed: nobody waits
+        # for its answer any more, and raising here would only print a traceback.
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(answer)
 
     threading.Thread(target=run, name="mlflow-tracing-start", daemon=True).start()
     return future
