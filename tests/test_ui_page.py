@@ -582,16 +582,20 @@ def test_the_page_works_with_two_gunicorn_workers(
 ) -> None:
     port = free_port()
     args = [str(BIN / "agent-server"), "--port", str(port), "--workers", "2"]
-    with running_server(args, {"AGENT_TRACING": "false"}, tmp_path / "server.log", port) as server:
+    # Conversations in one SQLite store that both workers share.
+    env = {"AGENT_TRACING": "false", "STATE_STORE": f"sqlite:///{tmp_path / 'state.db'}"}
+    with running_server(args, env, tmp_path / "server.log", port) as server:
         # Every worker names the same build, so a page from one loads its files from any.
         limits = httpx.Limits(max_keepalive_connections=0)
         with httpx.Client(base_url=server.base_url, limits=limits, timeout=30) as client:
             pages = {client.get("/").text for _ in range(8)}
         assert len(pages) == 1
         page = open_page(server.base_url).page
+        expect(page.locator("#storage-note")).to_have_text("Conversations are kept by the service.")
         send(page, "Hello")
         expect(page.locator("article.turn").last).to_have_attribute("data-status", "completed")
         page.reload()
+        expect(page.locator(".bubble")).to_have_text(["Hello"])
         send(page, "Again")
         expect(page.locator("article.turn")).to_have_count(2)
         expect(page.locator("article.turn").last).to_have_attribute("data-status", "completed")
@@ -769,3 +773,54 @@ def test_the_event_parser_handles_any_split_and_line_ending(
         )
         assert len(results) > 2 * len(stream)
         assert all(events == expected for events in results)
+
+
+def test_with_the_state_store_conversations_are_kept_by_the_service(
+    open_page: Callable[..., PageProbe], tmp_path: Path
+) -> None:
+    env = {"STATE_STORE": f"sqlite:///{tmp_path / 'state.db'}"}
+    ada = {"X-Forwarded-User": "4242@1", "X-Forwarded-Email": "ada@example.com"}
+    eve = {"X-Forwarded-User": "7@1", "X-Forwarded-Email": "eve@example.com"}
+    with live_service(env, fake_openai=True) as service:
+        fake = service.fake
+        assert fake is not None
+        page = open_page(service.base_url, extra_http_headers=ada).page
+        expect(page.locator("#storage-note")).to_have_text("Conversations are kept by the service.")
+        send(page, "My name is Ada.")
+        expect(page.locator("article.turn").last).to_have_attribute("data-status", "completed")
+        conversation_id = page.evaluate("() => location.hash.slice(1)")
+        assert conversation_id.startswith("conv_")
+        # Each turn sends only the new message; the service holds the conversation.
+        page.reload()
+        expect(page.locator("#app")).to_have_attribute("data-ready", "true")
+        expect(page.locator(".bubble")).to_have_text(["My name is Ada."])
+        expect(page.locator("article.turn .answer-body")).to_have_text("Hello from the fake model.")
+        send(page, "What is my name?")
+        expect(page.locator("article.turn").last).to_have_attribute("data-status", "completed")
+        messages = fake.requests[-1].body["messages"]
+        assert [(m["role"], m["content"]) for m in messages][-3:] == [
+            ("user", "My name is Ada."),
+            ("assistant", "Hello from the fake model."),
+            ("user", "What is my name?"),
+        ]
+        # Another browser of the same user finds it in the sidebar, from the service.
+        elsewhere = open_page(service.base_url, extra_http_headers=ada).page
+        titles = elsewhere.locator(".conversation-open")
+        expect(titles).to_have_text(["My name is Ada."])
+        titles.first.click()
+        expect(elsewhere.locator(".bubble")).to_have_text(["My name is Ada.", "What is my name?"])
+        # Rename and delete go to the service.
+        elsewhere.get_by_role("button", name="Rename “My name is Ada.”").click()
+        elsewhere.get_by_label("Conversation title").fill("About Ada")
+        elsewhere.get_by_label("Conversation title").press("Enter")
+        expect(titles).to_have_text(["About Ada"])
+        stored = httpx.get(f"{service.base_url}/v1/conversations/{conversation_id}", headers=ada)
+        assert stored.json()["metadata"]["title"] == "About Ada"
+        # Someone else sees none of it.
+        stranger = open_page(service.base_url, extra_http_headers=eve).page
+        expect(stranger.locator(".conversation-list .empty")).to_have_text("No conversations yet.")
+        elsewhere.once("dialog", lambda dialog: dialog.accept())
+        elsewhere.get_by_role("button", name="Delete “About Ada”").click()
+        expect(elsewhere.locator(".conversation-list .empty")).to_be_visible()
+        gone = httpx.get(f"{service.base_url}/v1/conversations/{conversation_id}", headers=ada)
+        assert gone.status_code == 404

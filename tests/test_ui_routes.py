@@ -186,3 +186,42 @@ def test_trace_links_point_at_the_tracking_servers_ui(
     uri: str, host: str | None, expected: str | None
 ) -> None:
     assert trace_url_template(uri, "7", host) == expected
+
+
+async def test_the_conversation_list_is_the_callers_own_most_recent_first(
+    make_service: ServiceFactory,
+) -> None:
+    client = await make_service()  # a SQLite state store in the test's folder
+    ada = {"X-Forwarded-User": "1@1", "X-Forwarded-Email": "ada@example.com"}
+    eve = {"X-Forwarded-User": "2@1", "X-Forwarded-Email": "eve@example.com"}
+    session = await (await client.get("/ui/session", headers=ada)).json()
+    assert session["conversations"] == "server"
+    ids = []
+    for title in ("first", "second"):
+        created = await client.post(
+            "/v1/conversations", json={"metadata": {"title": title}}, headers=ada
+        )
+        ids.append((await created.json())["id"])
+    await client.post("/v1/conversations", json={"metadata": {"title": "eve's"}}, headers=eve)
+    # Adding to the first makes it the most recent.
+    added = await client.post(
+        f"/v1/conversations/{ids[0]}/items",
+        json={"items": [{"type": "message", "role": "user", "content": "hi"}]},
+        headers=ada,
+    )
+    assert added.status == 200
+    listed = await (await client.get("/ui/conversations", headers=ada)).json()
+    assert [(c["id"], c["title"]) for c in listed["data"]] == [
+        (ids[0], "first"),
+        (ids[1], "second"),
+    ]
+
+
+async def test_without_a_state_store_the_page_keeps_conversations_itself(
+    make_service: ServiceFactory,
+) -> None:
+    client = await make_service({"STATE_STORE": "off"})
+    session = await (await client.get("/ui/session")).json()
+    assert session["conversations"] == "browser"
+    response = await client.get("/ui/conversations")
+    assert response.status == 404

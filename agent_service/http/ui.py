@@ -15,10 +15,11 @@ from typing import Any
 from aiohttp import hdrs, web
 
 from agent_service import errors
+from agent_service.http.state import caller
 from agent_service.http.ui_assets import Asset, UiAssets
 from agent_service.http.validation import read_valid_body
 from agent_service.jsonio import dumps
-from agent_service.keys import AGENT, SETTINGS, UI_ASSETS
+from agent_service.keys import AGENT, SETTINGS, STATE, UI_ASSETS
 from agent_service.observability.feedback import (
     Feedback,
     TraceNotFound,
@@ -63,6 +64,7 @@ def setup_ui(app: web.Application) -> None:
     app.router.add_get("/", index)
     app.router.add_get(ASSETS_PREFIX + "{build}/{name}", asset)
     app.router.add_get("/ui/session", session)
+    app.router.add_get("/ui/conversations", conversations)
     app.router.add_post("/ui/feedback", feedback)
 
 
@@ -122,11 +124,40 @@ async def session(request: web.Request) -> web.Response:
         )
         if status.available
         else None,
-        # Where conversations live: this browser (the state store is not wired yet).
-        "conversations": "browser",
+        # Where conversations live: the service's state store when it has one (the page
+        # then uses the Conversations API), else the browser.
+        "conversations": "server" if request.app[STATE].store is not None else "browser",
     }
     return web.Response(
         body=dumps(body),
+        content_type="application/json",
+        headers={hdrs.CACHE_CONTROL: "no-store"},
+    )
+
+
+# The sidebar lists this many of the caller's most recent conversations.
+RECENT_CONVERSATIONS = 100
+
+
+async def conversations(request: web.Request) -> web.Response:
+    """The caller's conversations, most recently active first: OpenAI's Conversations API
+    has no list, and the page's sidebar needs one."""
+    store = request.app[STATE].store
+    if store is None:
+        raise errors.NotFound("Conversations are not kept: the state store is off.")
+    recent = await store.conversations.recent(caller(request), limit=RECENT_CONVERSATIONS)
+    data = [
+        {
+            "id": conversation.id,
+            "object": "conversation",
+            "title": conversation.metadata.get("title", ""),
+            "created_at": conversation.created_at,
+            "updated_at": int(updated_at),
+        }
+        for conversation, updated_at in recent
+    ]
+    return web.Response(
+        body=dumps({"object": "list", "data": data}),
         content_type="application/json",
         headers={hdrs.CACHE_CONTROL: "no-store"},
     )

@@ -56,6 +56,23 @@ class ConversationRepository:
             return None
         return Conversation(row["id"], int(row["created_at"]), loads(row["metadata"]))
 
+    async def recent(self, owner: str, *, limit: int) -> list[tuple[Conversation, float]]:
+        """The owner's conversations with the time of their last change, most recent first
+        (the chat page's list)."""
+        rows = await self._db.fetch_all(
+            "SELECT id, created_at, updated_at, metadata FROM agent_conversations"
+            " WHERE owner = ? AND (expires_at IS NULL OR expires_at > ?)"
+            " ORDER BY updated_at DESC LIMIT ?",
+            (owner, time.time(), limit),
+        )
+        return [
+            (
+                Conversation(row["id"], int(row["created_at"]), loads(row["metadata"])),
+                float(row["updated_at"]),
+            )
+            for row in rows
+        ]
+
     async def update(
         self, owner: str, conversation_id: str, metadata: Mapping[str, str]
     ) -> Conversation | None:

@@ -1,6 +1,8 @@
 // Conversations kept in this browser (localStorage): an index of {id, title, updated} and one
 // entry per conversation holding its turns. A turn is {id, user, answer} where `answer` is the
-// state answer.js keeps. `historyInput` turns them back into Responses input items.
+// state answer.js keeps. `historyInput` turns them back into Responses input items: the whole
+// conversation goes with every turn. (server_conversations.js is the same interface over the
+// service's state store.)
 
 import { messageText } from './answer.js';
 
@@ -33,7 +35,19 @@ function readJson(key, fallback) {
 
 export class LocalConversations {
   constructor() {
-    this.kind = 'local';
+    this.kind = 'browser';
+  }
+
+  /** A new, empty conversation (stored with its first turn). */
+  async create(title) {
+    return { id: newId('conv_'), title, created: Date.now(), turns: [] };
+  }
+
+  /** The Responses request body (less `stream`) that answers `turn` of `conversation`. */
+  request(conversation, turn) {
+    const earlier = conversation.turns.slice(0, conversation.turns.indexOf(turn));
+    // The whole conversation goes with every turn: nothing to store on the server.
+    return { input: historyInput(earlier, turn.user), store: false };
   }
 
   async list() {

@@ -2,7 +2,8 @@
 
 import { ApiError, callJson, newRequestId, setApiKey, streamResponse } from './api.js';
 import { applyEvent, drawAnswer, emptyAnswer } from './answer.js';
-import { LocalConversations, historyInput, newId, titleFrom } from './conversations.js';
+import { LocalConversations, newId, titleFrom } from './conversations.js';
+import { ServerConversations } from './server_conversations.js';
 import { feedbackBar } from './feedback.js';
 import { drawSidebar } from './sidebar.js';
 
@@ -165,6 +166,16 @@ function showConversation(conversation) {
   page.log.scrollTop = page.log.scrollHeight;
 }
 
+/** A problem outside any answer (a conversation that could not be created, loaded…). */
+function showNotice(message, requestId) {
+  const box = el('div', 'error notice');
+  box.setAttribute('role', 'alert');
+  box.append(el('p', 'error-message', message));
+  if (requestId) box.append(el('p', 'error-details', `request id ${requestId}`));
+  page.empty.hidden = true;
+  page.log.append(box);
+}
+
 // ---- sending, stopping, retrying ----
 
 function setBusy(busy) {
@@ -180,7 +191,13 @@ function nearBottom() {
 async function send(text) {
   if (state.running || !text.trim()) return;
   if (!state.conversation) {
-    state.conversation = { id: newId('conv_'), title: titleFrom(text), created: Date.now(), turns: [] };
+    try {
+      state.conversation = await state.store.create(titleFrom(text));
+    } catch (error) {
+      showNotice(`Could not start a conversation: ${error.message}`, error.requestId);
+      page.prompt.value = text;
+      return;
+    }
     history.replaceState(null, '', `#${state.conversation.id}`);
   }
   const turn = { id: newId('turn_'), user: text, answer: emptyAnswer() };
@@ -193,7 +210,6 @@ async function send(text) {
 
 async function answerTurn(turn) {
   const conversation = state.conversation;
-  const earlier = conversation.turns.slice(0, conversation.turns.indexOf(turn));
   const controller = new AbortController();
   const answer = (turn.answer = emptyAnswer(newRequestId()));
   state.running = { turn, controller };
@@ -212,8 +228,7 @@ async function answerTurn(turn) {
   };
   try {
     const stream = await streamResponse(
-      // The page sends the whole conversation each turn; nothing to store on the server.
-      { input: historyInput(earlier, turn.user), store: false },
+      state.store.request(conversation, turn),
       { signal: controller.signal, requestId: answer.requestId },
     );
     answer.requestId = stream.requestId;
@@ -281,7 +296,12 @@ async function saveConversation(conversation = state.conversation) {
 }
 
 async function refreshSidebar() {
-  const conversations = await state.store.list();
+  let conversations = [];
+  try {
+    conversations = await state.store.list();
+  } catch (error) {
+    announce(`Could not list the conversations: ${error.message}`);
+  }
   drawSidebar(page.list, conversations, state.conversation?.id, {
     open: (id) => { location.hash = id; closeSidebarOnPhone(); },
     rename: async (id, title) => {
@@ -301,7 +321,14 @@ async function openFromHash() {
   const id = decodeURIComponent(location.hash.slice(1));
   if (state.conversation && state.conversation.id === id) return;
   stop();
-  const conversation = id ? await state.store.load(id) : null;
+  let conversation = null;
+  try {
+    conversation = id ? await state.store.load(id) : null;
+  } catch (error) {
+    showConversation(null);
+    showNotice(`Could not open the conversation: ${error.message}`, error.requestId);
+    return;
+  }
   conversation?.turns.forEach(interrupted);
   showConversation(conversation);
   if (id && !conversation) history.replaceState(null, '', location.pathname + location.search);
@@ -365,6 +392,10 @@ async function boot() {
   wire();
   state.session = await loadSession();
   showSession(state.session);
+  if (state.session.conversations === 'server') {
+    state.store = new ServerConversations();
+    page.storageNote.textContent = 'Conversations are kept by the service.';
+  }
   await openFromHash();
   page.app.dataset.ready = 'true';
   page.prompt.focus();
