@@ -295,22 +295,37 @@ async function saveConversation(conversation = state.conversation) {
   await refreshSidebar();
 }
 
+let sidebarRound = 0;
+
 async function refreshSidebar() {
+  const round = ++sidebarRound;
   let conversations = [];
   try {
     conversations = await state.store.list();
   } catch (error) {
     announce(`Could not list the conversations: ${error.message}`);
   }
+  // Only the latest list is drawn, and never over a title being edited (its own end
+  // refreshes the list).
+  if (round !== sidebarRound || page.list.querySelector('.rename-form')) return;
   drawSidebar(page.list, conversations, state.conversation?.id, {
     open: (id) => { location.hash = id; closeSidebarOnPhone(); },
     rename: async (id, title) => {
-      await state.store.rename(id, title);
-      if (state.conversation?.id === id) state.conversation.title = title;
+      try {
+        await state.store.rename(id, title);
+        if (state.conversation?.id === id) state.conversation.title = title;
+      } catch (error) {
+        showNotice(`Could not rename the conversation: ${error.message}`, error.requestId);
+      }
       await refreshSidebar();
     },
     remove: async (id) => {
-      await state.store.remove(id);
+      try {
+        await state.store.remove(id);
+      } catch (error) {
+        showNotice(`Could not delete the conversation: ${error.message}`, error.requestId);
+        return;
+      }
       if (state.conversation?.id === id) newChat();
       else await refreshSidebar();
     },

@@ -55,8 +55,11 @@ function startRename(li, open, conversation, actions) {
     if (done) return;
     done = true;
     const title = input.value.trim();
-    if (save && title && title !== conversation.title) actions.rename(conversation.id, title);
-    else form.replaceWith(open);
+    form.replaceWith(open);
+    if (save && title && title !== conversation.title) {
+      open.textContent = title;
+      actions.rename(conversation.id, title);
+    }
     if (!save) open.focus();
   };
   form.addEventListener('submit', (event) => { event.preventDefault(); finish(true); });
