@@ -24,6 +24,7 @@ from playwright.sync_api import (
     Locator,
     Page,
     Playwright,
+    Response,
     expect,
     sync_playwright,
 )
@@ -61,9 +62,16 @@ class PageProbe:
         self.page = page
         self.errors: list[str] = []
         self.requests: list[str] = []
+        # The x-mlflow-trace-id of every answer the service started.
+        self.trace_ids: list[str] = []
         page.on("console", self._console)
+        page.on("response", self._response)
         page.on("pageerror", lambda error: self.errors.append(f"pageerror: {error}"))
         page.on("request", lambda request: self.requests.append(request.url))
+
+    def _response(self, response: Response) -> None:
+        if trace_id := response.headers.get("x-mlflow-trace-id"):
+            self.trace_ids.append(trace_id)
 
     def _console(self, message: ConsoleMessage) -> None:
         # A failed API call is logged by the browser as a failed resource; that is expected
@@ -140,17 +148,24 @@ def test_an_answer_streams_in_token_by_token(open_page: Callable[..., PageProbe]
         assert all(url.startswith(service.base_url + "/") for url in probe.requests)
 
 
-@pytest.mark.parametrize("how", ["button", "Escape"])
+@pytest.mark.parametrize(
+    ("how", "state_store"),
+    [("button", False), ("Escape", True)],
+    ids=["button-conversation-in-browser", "escape-conversation-on-server"],
+)
 def test_stop_cancels_the_run_on_the_server(
-    open_page: Callable[..., PageProbe], tmp_path: Path, how: str
+    open_page: Callable[..., PageProbe], tmp_path: Path, how: str, state_store: bool
 ) -> None:
     tracking_uri = f"sqlite:///{tmp_path}/mlflow.db"
     env = {"AGENT_TRACING": "true", "MLFLOW_TRACKING_URI": tracking_uri}
+    if state_store:
+        env["STATE_STORE"] = f"sqlite:///{tmp_path / 'state.db'}"
     with live_service(env, fake_openai=True) as service:
         fake = service.fake
         assert fake is not None
         fake.behaviour = Behaviour(pause_after_chunks=2)  # "Hello", then silence
-        page = open_page(service.base_url).page
+        probe = open_page(service.base_url)
+        page = probe.page
         send(page, "Talk for a long time")
         service.wait(lambda: fake.paused)
         article, body = last_answer(page)
@@ -167,7 +182,7 @@ def test_stop_cancels_the_run_on_the_server(
         )
         expect(body).to_have_text("Hello")  # what had arrived stays
         expect(page.locator("#send")).to_be_visible()
-        trace_id = stored_answer(page)["traceId"]
+        [trace_id] = probe.trace_ids
     # …and so does the trace.
     mlflow.flush_trace_async_logging()
     trace = MlflowClient(tracking_uri).get_trace(trace_id)
@@ -175,15 +190,19 @@ def test_stop_cancels_the_run_on_the_server(
     assert trace.data.spans[0].get_attribute("agent_service.end_reason") == "client_disconnected"
 
 
-def stored_answer(page: Page, turn: int = 0) -> dict[str, Any]:
-    """The answer as the page stored it in the browser (the conversation of the URL)."""
+def stored_answer(page: Page, on_server: bool = False) -> dict[str, Any]:
+    """What the page stored in the browser about the first answer of the conversation of
+    its URL (all of it, or with the state store only its notes: trace id, feedback)."""
     answer: dict[str, Any] = page.evaluate(
-        """(turn) => {
+        """(onServer) => {
             const id = location.hash.slice(1);
+            if (onServer) {
+                return JSON.parse(localStorage.getItem('agent-service.notes.' + id) || '[{}]')[0];
+            }
             const c = JSON.parse(localStorage.getItem('agent-service.conversation.' + id));
-            return c.turns[turn].answer;
+            return c.turns[0].answer;
         }""",
-        turn,
+        on_server,
     )
     return answer
 
