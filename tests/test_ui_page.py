@@ -8,6 +8,7 @@ metric), never on a sleep.
 from __future__ import annotations
 
 import json
+import os
 import re
 import time
 from collections.abc import Callable, Iterator
@@ -17,6 +18,8 @@ from typing import Any
 import httpx
 import mlflow
 import pytest
+from mlflow.entities import Feedback
+from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from playwright.sync_api import (
     Browser,
@@ -30,6 +33,7 @@ from playwright.sync_api import (
 )
 
 from agent_service.observability.feedback import FEEDBACK_NAME
+from agent_service.observability.spool import EXPORTER_LOCK, prepare, spool_dir_for, try_lock
 from tests.chromium import LAUNCH_ARGS, chromium_or_skip
 from tests.fakes.openai_server import Behaviour
 from tests.live_service import LiveService, live_service
@@ -315,6 +319,33 @@ def test_hostile_markdown_renders_as_text_and_never_runs(
         assert all(url.startswith(service.base_url + "/") for url in probe.requests)
 
 
+# The export process stores a trace a moment after its answer; started afresh on a loaded
+# machine (a Python process importing MLflow) it can take many seconds.
+TRACE_STORED_S = 90
+
+
+def wait_for_stored_trace(tracking_uri: str, trace_id: str) -> None:
+    """Poll MLflow's store until the trace can be read (a bounded wait on a condition)."""
+    store = MlflowClient(tracking_uri)
+    deadline = time.monotonic() + TRACE_STORED_S
+    while True:
+        try:
+            store.get_trace(trace_id, display=False)
+        except MlflowException:
+            assert time.monotonic() < deadline, f"trace {trace_id} was not stored"
+            time.sleep(0.1)
+        else:
+            return
+
+
+def user_feedback(tracking_uri: str, trace_id: str) -> list[Feedback]:
+    """The users' feedback on the trace, read back with MLflow's own client."""
+    trace = MlflowClient(tracking_uri).get_trace(trace_id, display=False)
+    return [
+        a for a in trace.info.assessments if isinstance(a, Feedback) and a.name == FEEDBACK_NAME
+    ]
+
+
 def test_feedback_is_recorded_on_the_trace_in_mlflow(
     open_page: Callable[..., PageProbe], tmp_path: Path
 ) -> None:
@@ -331,6 +362,8 @@ def test_feedback_is_recorded_on_the_trace_in_mlflow(
         feedback = article.locator(".feedback")
         # A local SQLite store has no UI to link to.
         expect(feedback.locator(".trace-link")).to_have_count(0)
+        # Rated once the trace is stored (a trace still on its way: the next test).
+        wait_for_stored_trace(tracking_uri, stored_answer(page)["traceId"])
         feedback.get_by_role("button", name="Bad answer").click()
         expect(feedback.locator(".feedback-status")).to_have_text("Thanks, feedback recorded.")
         # Changed mind: thumbs up, with a comment.
@@ -352,16 +385,102 @@ def test_feedback_is_recorded_on_the_trace_in_mlflow(
         )
         assert refused.status_code == 404
     # Read back with MLflow's own client: the valid feedback is the last verdict, Ada's.
-    trace = MlflowClient(tracking_uri).get_trace(trace_id)
-    feedback_entries = [a for a in trace.info.assessments if a.name == FEEDBACK_NAME]
+    feedback_entries = user_feedback(tracking_uri, trace_id)
     valid = [a for a in feedback_entries if a.valid is not False]
     assert len(feedback_entries) == 3
     assert len(valid) == 1
-    assert valid[0].feedback.value is True
+    assert valid[0].value is True
     assert valid[0].rationale == "Clear and short."
     assert valid[0].source.source_type == "HUMAN"
     assert valid[0].source.source_id == "ada@example.com"
+    trace = MlflowClient(tracking_uri).get_trace(trace_id, display=False)
     assert trace.info.trace_metadata["mlflow.trace.user"] == "ada@example.com"
+
+
+def test_feedback_given_before_the_trace_is_stored_is_sent_until_it_is(
+    open_page: Callable[..., PageProbe], tmp_path: Path
+) -> None:
+    """A thumb clicked the moment the answer ends, while its trace is still on its way to the
+    store: the click is kept (through a reload too) and recorded once the trace is there."""
+    tracking_uri = f"sqlite:///{tmp_path}/mlflow.db"
+    spools = tmp_path / "spools"
+    spool = spool_dir_for(tracking_uri, str(spools))
+    prepare(spool)
+    # An export process that is not exporting (slow to start, busy): traces wait in the spool.
+    held = try_lock(spool / EXPORTER_LOCK)
+    assert held is not None
+    env = {
+        "AGENT_TRACING": "true",
+        "MLFLOW_TRACKING_URI": tracking_uri,
+        "TRACE_SPOOL_DIR": str(spools),
+    }
+    try:
+        with live_service(env) as service:
+            page = open_page(service.base_url).page
+            send(page, "Hello")
+            article, _ = last_answer(page)
+            expect(article).to_have_attribute("data-status", "completed")
+            feedback = article.locator(".feedback")
+            good = feedback.get_by_role("button", name="Good answer")
+            with page.expect_response(lambda r: r.url.endswith("/ui/feedback")) as first:
+                good.click()
+                expect(good).to_have_attribute("aria-pressed", "true")  # at once
+                expect(feedback.locator(".feedback-status")).to_have_text("Sending…")
+            assert first.value.status == 404  # the service waited, but not for ever
+            expect(feedback.locator(".feedback-status")).to_have_text(
+                "Waiting for the trace of this answer to be stored…"
+            )
+            # The page is reloaded before the trace is stored: the choice is still there…
+            page.reload()
+            expect(page.locator("#app")).to_have_attribute("data-ready", "true")
+            feedback = page.locator("article.turn .feedback")
+            good = feedback.get_by_role("button", name="Good answer")
+            expect(good).to_have_attribute("aria-pressed", "true")
+            # …and once the trace reaches the store, it is recorded.
+            os.close(held)
+            held = None
+            expect(feedback.locator(".feedback-status")).to_have_text(
+                "Thanks, feedback recorded.", timeout=TRACE_STORED_S * 1000
+            )
+            answer = stored_answer(page)
+            assert answer["feedbackPending"] is None
+    finally:
+        if held is not None:
+            os.close(held)
+    # Sent more than once (before and after the reload), recorded once.
+    [recorded] = user_feedback(tracking_uri, answer["traceId"])
+    assert recorded.value is True
+    assert recorded.assessment_id == answer["feedback"]["assessmentId"]
+
+
+def test_feedback_that_cannot_be_recorded_says_why_with_its_request_id_once(
+    open_page: Callable[..., PageProbe], tmp_path: Path
+) -> None:
+    env = {
+        "AGENT_TRACING": "true",
+        "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path}/mlflow.db",
+        "AGENT_API_KEYS": "right-key",
+    }
+    with live_service(env) as service:
+        page = open_page(service.base_url, ready=False).page
+        page.get_by_label("Key (kept in this tab only)").fill("right-key")
+        page.get_by_role("button", name="Use key").click()
+        send(page, "Hello")
+        article, _ = last_answer(page)
+        expect(article).to_have_attribute("data-status", "completed")
+        # The key is gone by the time of the click (say, another tab cleared it).
+        page.evaluate("() => sessionStorage.clear()")
+        feedback = article.locator(".feedback")
+        feedback.get_by_role("button", name="Bad answer").click()
+        status = feedback.locator(".feedback-status")
+        expect(status).to_contain_text("Feedback not recorded: ")
+        text = status.inner_text()
+        assert re.fullmatch(r"Feedback not recorded: .+ \(request id [0-9a-f]{32}\)", text), text
+        assert text.count("request id") == 1
+        # Not recorded, so not shown as given.
+        expect(feedback.get_by_role("button", name="Bad answer")).to_have_attribute(
+            "aria-pressed", "false"
+        )
 
 
 def test_a_conversation_continues_after_a_reload(open_page: Callable[..., PageProbe]) -> None:

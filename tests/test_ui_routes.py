@@ -3,6 +3,7 @@ compression, size), the session route, and the feedback route's refusals."""
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import re
 import uuid
@@ -11,11 +12,14 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
+from mlflow.tracking import MlflowClient
 
 from agent_service.http.ui import CONTENT_SECURITY_POLICY
 from agent_service.http.ui_assets import UI_DIR, UiAssets
-from agent_service.observability.feedback import trace_url_template
+from agent_service.observability.feedback import FEEDBACK_NAME, trace_url_template
 from tests.conftest import ServiceFactory
+from tests.traces import traces_of
+from tests.wire import HELLO_RESPONSES
 
 # The issue's budget for everything the page loads.
 MAX_PAGE_BYTES = 100 * 1024
@@ -130,6 +134,7 @@ async def test_the_session_names_the_forwarded_user(service: TestClient[Any, Any
         ({"trace_id": "tr-1", "rating": "up", "comment": "x" * 4001}, "$.comment"),
         ({"trace_id": "<script>", "rating": "up"}, "$.trace_id"),
         ({"trace_id": "tr-1", "rating": "up", "extra": 1}, "$"),
+        ({"trace_id": "tr-1", "rating": "up", "idempotency_key": "a b"}, "$.idempotency_key"),
     ],
 )
 async def test_bad_feedback_is_refused_with_the_field_named(
@@ -161,7 +166,43 @@ async def test_feedback_on_an_unknown_trace_is_not_found(
     trace_id = "tr-" + uuid.uuid4().hex
     response = await client.post("/ui/feedback", json={"trace_id": trace_id, "rating": "up"})
     assert response.status == 404
-    assert trace_id in (await response.json())["error"]["message"]
+    error = (await response.json())["error"]
+    assert trace_id in error["message"]
+    assert error["code"] == "trace_not_found"  # the page asks again: it may be on its way
+
+
+async def test_feedback_sent_again_with_its_key_is_recorded_once(
+    make_service: ServiceFactory, tmp_path: Path
+) -> None:
+    """A retry (or a reloaded page) sends the same verdict again, maybe while the first
+    request is still waiting for the trace: one assessment, the same id to both."""
+    tracking_uri = f"sqlite:///{tmp_path}/mlflow.db"
+    client = await make_service({"AGENT_TRACING": "true", "MLFLOW_TRACKING_URI": tracking_uri})
+    answer = await client.post("/v1/responses", json=HELLO_RESPONSES)
+    assert answer.status == 200
+    trace_id = answer.headers["x-mlflow-trace-id"]
+    [_] = await traces_of(client, 1)  # stored
+    verdict = {"trace_id": trace_id, "rating": "down", "idempotency_key": "k" * 32}
+    first, again = await asyncio.gather(
+        client.post("/ui/feedback", json=verdict), client.post("/ui/feedback", json=verdict)
+    )
+    assert (first.status, again.status) == (200, 200)
+    recorded = (await first.json())["assessment_id"]
+    assert (await again.json())["assessment_id"] == recorded
+    # A changed mind under a new key replaces it; its retry changes nothing more.
+    change = {**verdict, "rating": "up", "idempotency_key": "m" * 32, "assessment_id": recorded}
+    replaced = [await (await client.post("/ui/feedback", json=change)).json() for _ in range(2)]
+    assert replaced[0]["assessment_id"] == replaced[1]["assessment_id"] != recorded
+
+    def read() -> list[Any]:
+        trace = MlflowClient(tracking_uri).get_trace(trace_id, display=False)
+        return [a for a in trace.info.assessments if a.name == FEEDBACK_NAME]
+
+    feedback = await asyncio.to_thread(read)
+    assert sorted((a.feedback.value, a.valid is not False) for a in feedback) == [
+        (False, False),
+        (True, True),
+    ]
 
 
 @pytest.mark.parametrize(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any
 
 from aiohttp import hdrs, web
@@ -32,7 +33,8 @@ log = logging.getLogger(__name__)
 ASSETS_PREFIX = "/ui/assets/"
 FEEDBACK_SCHEMA = "ui-feedback.request"
 # Feedback on a trace not stored yet waits this long for it (traces are exported in
-# batches, a fraction of a second after the answer).
+# batches, a fraction of a second after the answer); then 404 trace_not_found, and the page
+# sends it again later (feedback.js).
 FEEDBACK_WAIT_S = 5.0
 
 CONTENT_SECURITY_POLICY = "; ".join(
@@ -180,6 +182,7 @@ async def feedback(request: web.Request) -> web.Response:
         comment=body.get("comment") or None,
         user=forwarded_user(request),
         replaces=body.get("assessment_id"),
+        key=body.get("idempotency_key"),
     )
     tracer = request.app[AGENT].tracer
     try:
@@ -187,11 +190,16 @@ async def feedback(request: web.Request) -> web.Response:
             assessment_id = await asyncio.to_thread(record_feedback, verdict)
         except TraceNotFound:
             # The answer may have outrun its trace: store what this worker finished, and
-            # give traces of the other workers the time of one export round.
+            # look for traces of the other workers until the wait is over (one wait in all).
+            deadline = time.monotonic() + FEEDBACK_WAIT_S
             await tracer.flush(FEEDBACK_WAIT_S)
-            assessment_id = await asyncio.to_thread(record_feedback, verdict, FEEDBACK_WAIT_S)
+            left = max(0.0, deadline - time.monotonic())
+            assessment_id = await asyncio.to_thread(record_feedback, verdict, left)
     except TraceNotFound:
-        raise errors.NotFound(f"No trace {verdict.trace_id} to give feedback on.") from None
+        # The page asks again a few times: the trace may still be on its way to the store.
+        raise errors.NotFound(
+            f"No trace {verdict.trace_id} to give feedback on.", code="trace_not_found"
+        ) from None
     except Exception as exc:
         raise errors.ServiceError("The feedback could not be recorded.") from exc
     return web.Response(

@@ -7,7 +7,9 @@ readable with MLflow's own tools (`mlflow.get_trace(id).info.assessments`, the M
 from __future__ import annotations
 
 import logging
+import threading
 import time
+import weakref
 from dataclasses import dataclass
 from urllib.parse import urlsplit, urlunsplit
 
@@ -23,6 +25,13 @@ _EXPORT_POLL_S = 0.1
 
 # The assessment's name: Databricks' review app and MLflow's docs use it for end-user ratings.
 FEEDBACK_NAME = "user_feedback"
+# Where an assessment keeps the key of the request that recorded it.
+KEY_METADATA = "agent_service.feedback_key"
+
+# Feedback on one trace is recorded one request at a time in a process: a request sent
+# again (a retry, a reloaded page) then finds what the first one recorded under its key.
+_trace_locks: weakref.WeakValueDictionary[str, threading.Lock] = weakref.WeakValueDictionary()
+_trace_locks_guard = threading.Lock()
 
 
 class TraceNotFound(LookupError):
@@ -38,12 +47,15 @@ class Feedback:
     user: str | None
     # The assessment this one replaces (the user changed their mind), if any.
     replaces: str | None = None
+    # The client's name for this verdict: sent again, it is recorded once.
+    key: str | None = None
 
 
 def record_feedback(feedback: Feedback, wait_s: float = 0.0) -> str:
-    """Record `feedback`; returns the new assessment's id. Raises TraceNotFound. A trace
-    not yet in the store is waited for up to `wait_s`: traces are exported in batches, a
-    fraction of a second after their answer (from any worker of the server)."""
+    """Record `feedback`; returns the new assessment's id (or, for a key recorded before,
+    that assessment's). Raises TraceNotFound. A trace not yet in the store is waited for up
+    to `wait_s`: traces are exported in batches, a fraction of a second after their answer
+    (from any worker of the server)."""
     deadline = time.monotonic() + wait_s
     trace = mlflow.get_trace(feedback.trace_id, silent=True)
     while trace is None and time.monotonic() < deadline:
@@ -58,16 +70,37 @@ def record_feedback(feedback: Feedback, wait_s: float = 0.0) -> str:
     source = AssessmentSource(
         source_type=AssessmentSourceType.HUMAN, source_id=feedback.user or "anonymous"
     )
-    try:
-        return _log(feedback, source)
-    except MlflowException as error:
-        if error.error_code == "RESOURCE_DOES_NOT_EXIST":
-            # The assessment to replace is not on this trace.
-            raise TraceNotFound(feedback.trace_id) from error
-        raise
+    with _lock_of(feedback.trace_id):
+        if feedback.key and (recorded := _recorded_under(feedback.trace_id, feedback.key)):
+            return recorded
+        try:
+            return _log(feedback, source)
+        except MlflowException as error:
+            if error.error_code == "RESOURCE_DOES_NOT_EXIST":
+                # The assessment to replace is not on this trace.
+                raise TraceNotFound(feedback.trace_id) from error
+            raise
+
+
+def _lock_of(trace_id: str) -> threading.Lock:
+    with _trace_locks_guard:
+        lock = _trace_locks.get(trace_id)
+        if lock is None:
+            lock = _trace_locks[trace_id] = threading.Lock()
+        return lock
+
+
+def _recorded_under(trace_id: str, key: str) -> str | None:
+    """The assessment an earlier request with this key recorded on the trace, if any."""
+    trace = mlflow.get_trace(trace_id, silent=True)  # read now: the earlier one may be done
+    for assessment in trace.info.assessments if trace is not None else ():
+        if (assessment.metadata or {}).get(KEY_METADATA) == key:
+            return str(assessment.assessment_id)
+    return None
 
 
 def _log(feedback: Feedback, source: AssessmentSource) -> str:
+    metadata = {KEY_METADATA: feedback.key} if feedback.key else None
     if feedback.replaces:
         assessment = mlflow.override_feedback(
             trace_id=feedback.trace_id,
@@ -75,6 +108,7 @@ def _log(feedback: Feedback, source: AssessmentSource) -> str:
             value=feedback.helpful,
             rationale=feedback.comment,
             source=source,
+            metadata=metadata,
         )
     else:
         assessment = mlflow.log_feedback(
@@ -83,6 +117,7 @@ def _log(feedback: Feedback, source: AssessmentSource) -> str:
             value=feedback.helpful,
             rationale=feedback.comment,
             source=source,
+            metadata=metadata,
         )
     return str(assessment.assessment_id)
 

@@ -17,6 +17,12 @@ export class ApiError extends Error {
   }
 }
 
+/** The service's message without the "(request id: …)" it ends with: the page shows the id
+ * on its own, once. */
+export function withoutRequestId(message, requestId) {
+  return requestId ? message.replace(` (request id: ${requestId})`, '') : message;
+}
+
 export function apiKey() {
   return sessionStorage.getItem(KEY_STORAGE) || '';
 }

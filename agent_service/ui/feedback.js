@@ -1,7 +1,23 @@
 // Thumbs up/down and an optional comment on an answer, recorded by the service as MLflow
 // feedback on the answer's trace; and a link to the trace when the tracking server has a UI.
+//
+// A click is never lost. The thumb shows pressed at once and the choice is kept with the
+// conversation (`answer.feedbackPending`) until the service has recorded it. An answer's
+// trace reaches the store a moment after the answer (another process writes traces in
+// batches); the service waits a few seconds for it, and while it still cannot find it the
+// page asks again after longer and longer pauses, and again when the page shows the answer
+// after a reload. Per trace one request at a time, always of the latest choice, named by a
+// key the service records it under (`idempotency_key`): a choice is recorded once however
+// often it is sent, and each change replaces the one before (`assessment_id`).
 
-import { callJson } from './api.js';
+import { callJson, newRequestId, withoutRequestId } from './api.js';
+
+// Pauses before asking again; the service itself waits up to 5 s on each try (ui.py).
+const RETRY_DELAYS_MS = [1000, 2000, 4000, 8000, 15000];
+
+// One sender per trace, shared by every bar drawn for it (an answer drawn again, a
+// conversation opened again).
+const senders = new Map();
 
 function el(tag, className, text) {
   const node = document.createElement(tag);
@@ -10,11 +26,92 @@ function el(tag, className, text) {
   return node;
 }
 
+const same = (a, b) => Boolean(a && b) && a.rating === b.rating && (a.comment || '') === (b.comment || '');
+
+/** Worth asking again: the trace is not stored yet, or the service or the network failed
+ * on the way (not: bad request, no key, tracing off). */
+function retryable(error) {
+  if (error.code === 'feedback_unavailable') return false;
+  return error.status === 0 || error.status === 404 || error.status === 408 || error.status === 429 || error.status >= 500;
+}
+
+function senderFor(answer, onChange) {
+  let sender = senders.get(answer.traceId);
+  if (!sender) {
+    sender = { answer, onChange, status: '', running: false, redraws: new Set() };
+    senders.set(answer.traceId, sender);
+  } else if (sender.answer !== answer) {
+    // The same answer drawn from a fresh copy: what this page knows is newer than the copy.
+    answer.feedback = sender.answer.feedback;
+    answer.feedbackPending = sender.answer.feedbackPending;
+    Object.assign(sender, { answer, onChange });
+  }
+  return sender;
+}
+
+function changed(sender, status, { save = false } = {}) {
+  sender.status = status;
+  if (save) sender.onChange();
+  for (const redraw of sender.redraws) redraw();
+}
+
+/** Sends the latest choice until it is recorded or cannot be; one loop per trace. */
+async function deliver(sender) {
+  if (sender.running) return;
+  sender.running = true;
+  let attempt = 0;
+  let previous = null;
+  try {
+    for (;;) {
+      const { answer } = sender;
+      const wanted = answer.feedbackPending;
+      if (!wanted) break;
+      if (wanted !== previous) attempt = 0; // a new choice gets every try again
+      previous = wanted;
+      if (same(wanted, answer.feedback)) {
+        // Changed back to what is recorded before it was sent: nothing to send.
+        answer.feedbackPending = null;
+        changed(sender, '', { save: true });
+        continue;
+      }
+      // The same key on every try: the service records the choice once.
+      const body = { trace_id: answer.traceId, rating: wanted.rating, idempotency_key: wanted.key };
+      if (wanted.comment) body.comment = wanted.comment;
+      if (answer.feedback?.assessmentId) body.assessment_id = answer.feedback.assessmentId;
+      let error = null;
+      let result = null;
+      try {
+        result = await callJson('ui/feedback', { method: 'POST', body });
+      } catch (failure) {
+        error = failure;
+      }
+      const now = sender.answer; // a fresh copy may be shown by now
+      const latest = now.feedbackPending?.key === wanted.key;
+      if (result) {
+        now.feedback = { rating: wanted.rating, comment: wanted.comment, assessmentId: result.assessment_id };
+        if (latest) now.feedbackPending = null;
+        changed(sender, wanted.comment ? 'Thanks, comment recorded.' : 'Thanks, feedback recorded.', { save: true });
+      } else if (!retryable(error) || attempt >= RETRY_DELAYS_MS.length) {
+        if (latest) now.feedbackPending = null;
+        const id = error.requestId ? ` (request id ${error.requestId})` : '';
+        changed(sender, `Feedback not recorded: ${withoutRequestId(error.message, error.requestId)}${id}`, { save: true });
+      } else {
+        changed(sender, error.status === 404 ? 'Waiting for the trace of this answer to be stored…' : 'Not recorded yet; trying again…');
+        await new Promise((resolve) => { setTimeout(resolve, RETRY_DELAYS_MS[attempt++]); });
+      }
+    }
+  } finally {
+    sender.running = false;
+  }
+}
+
 /**
- * The feedback bar of `answer` (needs answer.traceId). `answer.feedback` keeps what was sent
- * ({rating, comment, assessmentId}); `onChange` is called after each recorded change.
+ * The feedback bar of `answer` (needs answer.traceId). `answer.feedback` is what the service
+ * recorded ({rating, comment, assessmentId}), `answer.feedbackPending` what is still to send
+ * ({rating, comment, key}); `onChange` stores the answer's conversation after each change.
  */
 export function feedbackBar(answer, session, onChange) {
+  const sender = senderFor(answer, onChange);
   const bar = el('div', 'feedback');
   const status = el('span', 'feedback-status');
   status.setAttribute('role', 'status');
@@ -32,35 +129,35 @@ export function feedbackBar(answer, session, onChange) {
   submit.type = 'submit';
   form.append(label, comment, submit);
 
-  const show = () => {
-    const rating = answer.feedback?.rating;
+  const chosen = () => sender.answer.feedbackPending ?? sender.answer.feedback;
+  let shown = false;
+  const redraw = () => {
+    if (bar.isConnected) shown = true;
+    else if (shown) {
+      sender.redraws.delete(redraw); // this bar was replaced
+      return;
+    }
+    const rating = chosen()?.rating;
     up.setAttribute('aria-pressed', String(rating === 'up'));
     down.setAttribute('aria-pressed', String(rating === 'down'));
-    form.hidden = !rating || Boolean(answer.feedback?.comment);
+    form.hidden = !rating || Boolean(chosen()?.comment);
+    status.textContent = sender.status;
   };
 
-  async function record(rating, text) {
-    status.textContent = 'Sending…';
-    try {
-      const body = { trace_id: answer.traceId, rating };
-      if (text) body.comment = text;
-      if (answer.feedback?.assessmentId) body.assessment_id = answer.feedback.assessmentId;
-      const result = await callJson('ui/feedback', { method: 'POST', body });
-      answer.feedback = { rating, comment: text || '', assessmentId: result.assessment_id };
-      status.textContent = text ? 'Thanks, comment recorded.' : 'Thanks, feedback recorded.';
-      onChange();
-    } catch (error) {
-      status.textContent = `Feedback not recorded: ${error.message}${error.requestId ? ` (request id ${error.requestId})` : ''}`;
-    }
-    show();
-  }
-
-  up.addEventListener('click', () => record('up', answer.feedback?.comment));
-  down.addEventListener('click', () => record('down', answer.feedback?.comment));
+  const choose = (rating, text) => {
+    const choice = { rating, comment: text ?? chosen()?.comment ?? '', key: newRequestId() };
+    if (same(choice, chosen())) return; // the pressed thumb again
+    sender.answer.feedbackPending = choice;
+    changed(sender, 'Sending…', { save: true }); // kept before it is sent
+    deliver(sender);
+  };
+  up.addEventListener('click', () => choose('up'));
+  down.addEventListener('click', () => choose('down'));
   form.addEventListener('submit', (event) => {
     event.preventDefault();
     const text = comment.value.trim();
-    if (text && answer.feedback?.rating) record(answer.feedback.rating, text);
+    const rating = chosen()?.rating;
+    if (text && rating) choose(rating, text);
   });
 
   bar.append(up, down);
@@ -72,7 +169,13 @@ export function feedbackBar(answer, session, onChange) {
     bar.append(link);
   }
   bar.append(status, form);
-  show();
+  sender.redraws.add(redraw);
+  redraw();
+  if (answer.feedbackPending && !sender.running) {
+    // Chosen on an earlier visit and not recorded then: send it now.
+    changed(sender, 'Sending…');
+    deliver(sender);
+  }
   return bar;
 }
 

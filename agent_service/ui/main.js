@@ -1,6 +1,6 @@
 // The chat page: wires the composer, the conversation log, the sidebar and the API together.
 
-import { ApiError, callJson, newRequestId, setApiKey, streamResponse } from './api.js';
+import { ApiError, callJson, newRequestId, setApiKey, streamResponse, withoutRequestId } from './api.js';
 import { applyEvent, drawAnswer, emptyAnswer } from './answer.js';
 import { LocalConversations, newId, titleFrom } from './conversations.js';
 import { ServerConversations } from './server_conversations.js';
@@ -134,9 +134,8 @@ function errorNode(turn) {
   const { error } = turn.answer;
   const box = el('div', 'error');
   box.setAttribute('role', 'alert');
-  // The service ends its messages with "(request id: …)"; the id is shown on its own line.
-  const message = error.requestId ? error.message.replace(` (request id: ${error.requestId})`, '') : error.message;
-  box.append(el('p', 'error-message', message));
+  // The request id is shown on its own line.
+  box.append(el('p', 'error-message', withoutRequestId(error.message, error.requestId)));
   const details = [];
   if (error.code) details.push(`code ${error.code}`);
   if (error.requestId) details.push(`request id ${error.requestId}`);
@@ -170,7 +169,7 @@ function showConversation(conversation) {
 function showNotice(message, requestId) {
   const box = el('div', 'error notice');
   box.setAttribute('role', 'alert');
-  box.append(el('p', 'error-message', message));
+  box.append(el('p', 'error-message', withoutRequestId(message, requestId)));
   if (requestId) box.append(el('p', 'error-details', `request id ${requestId}`));
   page.empty.hidden = true;
   page.log.append(box);

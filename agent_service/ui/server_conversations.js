@@ -2,7 +2,7 @@
 // retrieve, update the title in `metadata`, delete, list items) plus `ui/conversations`, the
 // caller's own list. Each turn sends only the new message with `conversation`: the service
 // holds the rest. What only this browser knows about an answer (its trace id, the feedback
-// given) is kept in localStorage next to it.
+// given or still to send) is kept in localStorage next to it.
 
 import { callJson } from './api.js';
 
@@ -99,6 +99,7 @@ export class ServerConversations {
       traceId: answer.traceId,
       requestId: answer.requestId,
       feedback: answer.feedback,
+      feedbackPending: answer.feedbackPending,
     }));
     localStorage.setItem(NOTES_PREFIX + conversation.id, JSON.stringify(notes));
   }
