@@ -14,8 +14,10 @@ from langgraph.graph import START, MessagesState, StateGraph
 from langgraph.types import Command, interrupt
 
 from agent_service.state.config import parse_location
+from agent_service.state.conversations import ConversationRepository
+from agent_service.state.database import Database, PostgresDatabase, SqliteDatabase
 from agent_service.state.identity import thread_key
-from agent_service.state.migrations import LATEST_VERSION
+from agent_service.state.migrations import LATEST_VERSION, MIGRATIONS, migrate
 from agent_service.state.records import NewResponse
 from agent_service.state.store import StateStore, StoreOptions, StoreUnavailable, open_store
 from agent_service.state.threads import ThreadBusy
@@ -94,6 +96,54 @@ async def test_a_schema_newer_than_this_release_is_refused(state_url: str) -> No
     await store.close()
     with pytest.raises(StoreUnavailable, match="newer than this release"):
         await opened(state_url)
+
+
+async def open_database(url: str) -> Database:
+    """The bare database of a store, no migration run."""
+    location = parse_location(url)
+    if location.kind == "sqlite":
+        return await SqliteDatabase.open(location.path, busy_timeout_s=10)
+    return await PostgresDatabase.open(
+        location.params, password=None, pool_size=2, connect_timeout_s=10
+    )
+
+
+async def test_a_store_of_an_earlier_release_is_migrated_with_its_data(state_url: str) -> None:
+    """A database the release before this one created and used (schema version 2): opening
+    it adds the conversations-by-owner index, and what it held is listed from it."""
+    db = await open_database(state_url)
+    try:
+        assert await migrate(db, MIGRATIONS[:2]) == 2
+        earlier = ConversationRepository(db, retention_s=None)
+        first = await earlier.create(ALICE, {"title": "first"}, [])
+        second = await earlier.create(ALICE, {"title": "second"}, [])
+        await earlier.create(BOB, {"title": "bob's"}, [])
+        await earlier.update(ALICE, first.id, {"title": "first, renamed"})
+    finally:
+        await db.close()
+    store = await opened(state_url)
+    try:
+        assert store.schema_version == LATEST_VERSION >= 3
+        recent = await store.conversations.recent(ALICE, limit=10)
+        assert [(c.id, c.metadata["title"]) for c, _ in recent] == [
+            (first.id, "first, renamed"),
+            (second.id, "second"),
+        ]
+    finally:
+        await store.close()
+    if parse_location(state_url).kind == "sqlite":
+        plan = await rows(
+            state_url,
+            "EXPLAIN QUERY PLAN SELECT id FROM agent_conversations WHERE owner = ?"
+            " ORDER BY updated_at DESC LIMIT 100",
+            ALICE,
+        )
+        assert "agent_conversations_owner_recent" in " ".join(str(row) for row in plan)
+    else:
+        indexes = await rows(
+            state_url, "SELECT indexdef FROM pg_indexes WHERE tablename = 'agent_conversations'"
+        )
+        assert any("(owner, updated_at)" in str(row[0]) for row in indexes), indexes
 
 
 async def test_an_unreachable_database_fails_with_where_and_why_but_no_password() -> None:

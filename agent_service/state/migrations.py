@@ -130,6 +130,21 @@ MIGRATIONS = (
     ),
 )
 
+# The chat page's list of a user's conversations, most recent first (`recent`): read from
+# the index, not by sorting every conversation of every user.
+_CONVERSATIONS_BY_OWNER = (
+    "CREATE INDEX agent_conversations_owner_recent ON agent_conversations (owner, updated_at)"
+)
+MIGRATIONS = (
+    *MIGRATIONS,
+    Migration(
+        3,
+        "conversations by owner, most recently changed first",
+        sqlite=_CONVERSATIONS_BY_OWNER,
+        postgresql=_CONVERSATIONS_BY_OWNER,
+    ),
+)
+
 LATEST_VERSION = MIGRATIONS[-1].version
 
 _VERSION_TABLE = """
