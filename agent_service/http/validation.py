@@ -1,8 +1,8 @@
 """Request bodies at the edge: JSON content type, no content encoding, size, JSON structure
 and nesting within bounds, a JSON object, the schema. For agent routes the middleware does
-it and stores what passes under `BODY`; other JSON routes (the chat page's feedback) call
-`read_valid_body` themselves. Every step costs the event loop at most a few milliseconds per
-megabyte: why and how, in schemas/README.md."""
+it and stores what passes under `BODY`; other JSON routes (the Conversations API, the chat
+page's feedback) call `read_valid_body` themselves. Every step costs the event loop at most
+a few milliseconds per megabyte: why and how, in schemas/README.md."""
 
 from __future__ import annotations
 
