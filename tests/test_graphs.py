@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 import pytest
+from langchain.agents import create_agent
 from langchain_core.messages import AIMessage
 from langchain_core.runnables import RunnableConfig
 from langchain_core.tools import tool
@@ -192,14 +193,13 @@ def test_a_graph_with_a_checkpointer_is_refused_at_start_up_saying_why() -> None
 
 
 async def test_a_langchain_create_agent_graph(make_service: ServiceFactory) -> None:
-    agents = pytest.importorskip("langchain.agents", reason="langchain joins the dev group")
     model = OfflineChatModel(
         script=(
             ScriptedTurn("Let me multiply.", (ScriptedToolCall("multiply", {"a": 6, "b": 7}),)),
             ScriptedTurn("It is 42."),
         )
     )
-    graph = agents.create_agent(model=model, tools=[multiply])
+    graph = create_agent(model=model, tools=[multiply])
     client = await make_service(INVOCATIONS_TASK, agent=graph)
     answers = await ask_three_ways(client, "What is 6 times 7?")
     assert answers.chat["choices"][0]["message"]["content"] == "Let me multiply.\n\nIt is 42."
