@@ -70,8 +70,10 @@ async def create_app(
             request_id_middleware,
             cors_middleware,
             auth_middleware,
-            admission_middleware,
+            # The body is read (within BODY_READ_TIMEOUT_SECONDS) and checked before the
+            # request is admitted: a slow upload must not hold a run's place.
             body_middleware,
+            admission_middleware,
         ],
         client_max_size=settings.max_body_bytes,
         handler_args={
@@ -80,6 +82,9 @@ async def create_app(
             "handler_cancellation": True,
             "max_line_size": settings.max_header_bytes,
             "max_field_size": settings.max_header_bytes,
+            # Idle keep-alive connections, and connections slow to send a request head, are
+            # closed after this (overrides gunicorn's `keepalive`, which says the same).
+            "keepalive_timeout": settings.idle_timeout_s,
             # Request bodies are taken as sent: inflating gzip on the event loop is unbounded
             # work (validation refuses a Content-Encoding with 415).
             "auto_decompress": False,

@@ -8,6 +8,7 @@
     │   ├── PermissionDenied          403 permission_error
     │   ├── NotFound                  404
     │   ├── MethodNotAllowed          405
+    │   ├── RequestTimeout            408  (the body did not arrive in BODY_READ_TIMEOUT_SECONDS)
     │   ├── Conflict                  409  (a conversation another request is extending)
     │   ├── PayloadTooLarge           413
     │   └── UnsupportedMediaType      415
@@ -103,6 +104,11 @@ class NotFound(ClientError):
 class MethodNotAllowed(ClientError):
     status = 405
     default_code = "method_not_allowed"
+
+
+class RequestTimeout(ClientError):
+    status = 408
+    default_code = "request_timeout"
 
 
 class Conflict(ClientError):

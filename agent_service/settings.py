@@ -114,6 +114,17 @@ class Settings:
     # ended with a `server_shutting_down` error.
     drain_s: float = 20.0
     max_header_bytes: int = 8190
+    # The whole request body must arrive within this, or the client gets 408. The body is
+    # read before the request takes one of MAX_CONCURRENT_REQUESTS, so a slow uploader holds
+    # a connection, never a run's place. 60 s carries the 16 MiB limit at about 2.3 Mbit/s,
+    # a slow mobile uplink.
+    body_read_timeout_s: float = 60.0
+    # A connection that sends no complete request head for this long is closed: idle between
+    # requests (keep-alive) and slow to send its headers alike. aiohttp times both with the
+    # one timer (from the connection's start, or the end of its last answer), so they are
+    # one setting. 75 s outlasts the idle timeouts of common load balancers (60 s), so the
+    # balancer, not us, closes a pooled connection first.
+    idle_timeout_s: float = 75.0
     # Bearer keys accepted on every route but /health and /ready; none = no authentication
     # (Databricks Apps authenticates callers itself).
     api_keys: tuple[str, ...] = field(default=(), repr=False)
@@ -217,6 +228,10 @@ class Settings:
             max_header_bytes=reader.integer(
                 "MAX_HEADER_BYTES", defaults.max_header_bytes, low=1024
             ),
+            body_read_timeout_s=reader.number(
+                "BODY_READ_TIMEOUT_SECONDS", defaults.body_read_timeout_s, low=0.1
+            ),
+            idle_timeout_s=reader.number("IDLE_TIMEOUT_SECONDS", defaults.idle_timeout_s, low=0.1),
             api_keys=reader.secrets("AGENT_API_KEYS"),
             cors_allow_origins=reader.names("CORS_ALLOW_ORIGINS"),
             metrics_dir=reader.text("PROMETHEUS_MULTIPROC_DIR"),

@@ -6,6 +6,7 @@ a few milliseconds per megabyte: why and how, in schemas/README.md."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import orjson
@@ -15,7 +16,15 @@ from aiohttp.typedefs import Handler
 from agent_service import errors
 from agent_service.http.routes import wrong_protocol_message
 from agent_service.json_limits import LIMITS, StructureCount, depth_check
-from agent_service.keys import BODY, BODY_BYTES, ENDPOINT, ENDPOINTS, SCHEMAS, SETTINGS
+from agent_service.keys import (
+    BODY,
+    BODY_BYTES,
+    ENDPOINT,
+    ENDPOINTS,
+    METRICS,
+    SCHEMAS,
+    SETTINGS,
+)
 from agent_service.schemas import SchemaProblem, json_path
 
 
@@ -61,10 +70,27 @@ async def _read_object(request: web.Request) -> dict[str, Any]:
 
 
 async def _read(request: web.Request) -> bytes:
+    """The whole body within BODY_READ_TIMEOUT_SECONDS (else 408, and the connection is
+    closed: the rest of a body cut off there cannot be told from the next request)."""
+    settings = request.app[SETTINGS]
+    receiving = request.app[METRICS].receiving
+    receiving.inc()
+    try:
+        async with asyncio.timeout(settings.body_read_timeout_s):
+            return await _read_pieces(request, settings.max_body_bytes)
+    except TimeoutError:
+        raise errors.RequestTimeout(
+            f"The request body did not arrive within {settings.body_read_timeout_s:g} s.",
+            headers={hdrs.CONNECTION: "close"},
+        ) from None
+    finally:
+        receiving.dec()
+
+
+async def _read_pieces(request: web.Request, limit: int) -> bytes:
     """The whole body, piece by piece as it arrives: counted against MAX_BODY_BYTES and the
     JSON structure limits on the way (so neither check is one long pass over 16 MiB, and a
     body over either is refused without reading the rest)."""
-    limit = request.app[SETTINGS].max_body_bytes
     structure = StructureCount(LIMITS)
     pieces: list[bytes] = []
     size = 0

@@ -88,6 +88,13 @@ class Metrics:
             registry=registry,
             multiprocess_mode="livesum",
         )
+        self.receiving = Gauge(
+            "agent_requests_receiving",
+            "Requests whose body is still arriving (not yet admitted: a slow upload holds a "
+            "connection, never a place among MAX_CONCURRENT_REQUESTS)",
+            registry=registry,
+            multiprocess_mode="livesum",
+        )
         self.stream_events = Counter(
             "agent_stream_events",
             "Server-sent events written (heartbeats excluded)",

@@ -68,7 +68,7 @@ def gunicorn_options(
         "worker_class": WORKER_CLASS,
         "graceful_timeout": math.ceil(settings.drain_s) + SHUTDOWN_MARGIN_S,
         "timeout": WORKER_TIMEOUT_S,
-        "keepalive": 75,
+        "keepalive": settings.idle_timeout_s,
         "reload": reload,
         "accesslog": "-",
         "access_log_format": ACCESS_LOG_FORMAT,
