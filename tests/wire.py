@@ -14,6 +14,7 @@ from openai.types.responses import Response, ResponseStreamEvent
 from pydantic import TypeAdapter
 
 from agent_service.schemas import bundled
+from tests.open_responses import check_open_responses_body, check_open_responses_event
 from tests.sse_decoder import SSEEvent, decode
 
 Client = TestClient[Any, Any]
@@ -52,12 +53,14 @@ def check_chat_agent_chunk(chunk: dict[str, Any]) -> None:
 
 def check_response(body: dict[str, Any]) -> None:
     check_schema("agent-v1-responses.response", body)
+    check_open_responses_body(body)
     Response.model_validate(body)
     ResponsesAgentResponse.model_validate(body)
 
 
 def check_response_event(event: dict[str, Any]) -> None:
     check_schema("agent-v1-responses.event", event)
+    check_open_responses_event(event)
     _RESPONSE_EVENT.validate_python(event)
     ResponsesAgentStreamEvent.model_validate(event)
     if "response" in event:

@@ -56,6 +56,14 @@ _ECHOED_DEFAULTS: dict[str, Any] = {
     "text": {"format": {"type": "text"}},
     "truncation": "disabled",
     "user": None,
+    "presence_penalty": 0.0,
+    "frequency_penalty": 0.0,
+    "top_logprobs": 0,
+    "reasoning": None,
+    "max_tool_calls": None,
+    "service_tier": "default",
+    "safety_identifier": None,
+    "prompt_cache_key": None,
 }
 # Function tools echoed back need the fields the OpenAI and MLflow types require.
 _EMPTY_PARAMETERS = {"type": "object", "properties": {}}
@@ -82,6 +90,8 @@ class ResponsesTask:
         for key, default in _ECHOED_DEFAULTS.items():
             if echoed[key] is None:
                 echoed[key] = default
+        if echoed["service_tier"] == "auto":
+            echoed["service_tier"] = "default"  # the tier used: there is only one here
         echoed["tools"] = [_echo_tool(tool) for tool in body.get("tools") or ()]
         echoed["store"] = body.get("store") is not False
         echoed["background"] = bool(body.get("background"))
@@ -311,8 +321,10 @@ class ResponsesEventEncoder:
         message = error.to_envelope(request_id)["error"]["message"]
         code = "rate_limit_exceeded" if isinstance(error, UpstreamRateLimited) else "server_error"
         self.final = self._finished("failed", error={"code": code, "message": message})
+        # The OpenAI SDK reads the flat fields; the Open Responses specification nests them.
+        details = {"code": error.code, "message": message, "param": error.param}
         return [
-            self._event("error", code=error.code, message=message, param=error.param),
+            self._event("error", **details, error={"type": error.error_type, **details}),
             self._terminal("response.failed"),
         ]
 
@@ -357,12 +369,15 @@ class ResponsesEventEncoder:
             "status": status,
             "error": error,
             "incomplete_details": {"reason": reason} if reason else None,
+            "completed_at": int(time.time()) if status == "completed" else None,
             "model": exchange.model,
             "output": [_copy(item) for item in self._output] if output else [],
             **exchange.echoed,
+            # Required by the Open Responses specification: null until the model reports it.
+            "usage": _usage(self._summary.usage)
+            if output and self._summary.usage.reported
+            else None,
         }
-        if output and self._summary.usage.reported:
-            response["usage"] = _usage(self._summary.usage)
         if output and self._summary.custom_outputs is not None:
             response["custom_outputs"] = self._summary.custom_outputs
         return response

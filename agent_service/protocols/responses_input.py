@@ -159,7 +159,14 @@ def chat_tool_choice(choice: Any) -> Any:
 
 
 def model_params(body: Mapping[str, Any]) -> dict[str, Any]:
-    params = {key: body[key] for key in ("temperature", "top_p") if body.get(key) is not None}
+    params = {
+        key: body[key]
+        for key in ("temperature", "top_p", "presence_penalty", "frequency_penalty")
+        if body.get(key) is not None
+    }
+    if effort := (body.get("reasoning") or {}).get("effort"):
+        # Chat Completions' name for it (OpenAI-compatible servers and Databricks endpoints).
+        params["reasoning_effort"] = effort
     if body.get("max_output_tokens") is not None:
         params["max_tokens"] = body["max_output_tokens"]
     text_format = (body.get("text") or {}).get("format") or {}
