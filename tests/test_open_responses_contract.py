@@ -37,7 +37,9 @@ async def scripted(make_service: ServiceFactory, script: tuple[ScriptedTurn, ...
     return await make_service({"AGENT_TASK": "agent/v1/responses"}, graph=graph)
 
 
-async def both(client: Client, path: str, body: dict[str, Any]) -> tuple[dict[str, Any], list]:
+async def both(
+    client: Client, path: str, body: dict[str, Any]
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """The JSON answer and the stream's events, every one checked against the contract."""
     response = await client.post(path, json=body)
     assert response.status == 200, await response.text()
