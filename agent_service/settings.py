@@ -27,6 +27,20 @@ DEFAULT_AGENT = "agent_service.agents.default_graph:build_graph"
 _AGENT_SPEC = re.compile(r"^([A-Za-z_][\w.]*|[\w./-]+\.py)(:[A-Za-z_][\w.]*)?$")
 
 
+# Stopping a worker, after the drain: streams stopped at its end get this long to write their
+# terminal events (http/admission.py).
+STOP_FAREWELL_S = 5.0
+# Databricks Apps stops an app with SIGTERM and kills it this long after.
+DATABRICKS_APPS_STOP_S = 15.0
+# What a stop needs besides the drain and the farewell: the worker flushing its traces and
+# exiting (1 s), gunicorn's master reaping it and exiting (1 s).
+STOP_EXIT_S = 2.0
+# The drain's default on Databricks Apps: with the farewell and the exit, 7 + 5 + 2 = 14 s,
+# inside the platform's 15. The longest drain that fits is 8 s.
+DATABRICKS_APPS_DRAIN_S = 7.0
+DATABRICKS_APPS_MAX_DRAIN_S = DATABRICKS_APPS_STOP_S - STOP_FAREWELL_S - STOP_EXIT_S
+
+
 class SettingsError(ValueError):
     """A setting has a value we cannot use; the message names the variable."""
 
@@ -113,6 +127,9 @@ class Settings:
     # After SIGTERM: how long in-flight requests may take to finish before open streams are
     # ended with a `server_shutting_down` error.
     drain_s: float = 20.0
+    # Running on Databricks Apps (the platform set DATABRICKS_APP_NAME and
+    # DATABRICKS_APP_PORT): the whole stop must fit in its DATABRICKS_APPS_STOP_S.
+    on_databricks_apps: bool = False
     max_header_bytes: int = 8190
     # The whole request body must arrive within this, or the client gets 408. The body is
     # read before the request takes one of MAX_CONCURRENT_REQUESTS, so a slow uploader holds
@@ -157,6 +174,9 @@ class Settings:
         openai_api_key = reader.text("OPENAI_API_KEY")
         openai_model = reader.text("OPENAI_MODEL")
         chosen = reader.choice("MODEL_BACKEND", ("auto", *BACKENDS), "auto")
+        on_apps = bool(
+            reader.optional("DATABRICKS_APP_NAME") and reader.optional("DATABRICKS_APP_PORT")
+        )
         backend = (
             _detect_backend(endpoint, openai_base_url, openai_api_key)
             if chosen == "auto"
@@ -224,7 +244,17 @@ class Settings:
             max_concurrent_requests=reader.integer(
                 "MAX_CONCURRENT_REQUESTS", defaults.max_concurrent_requests, low=0
             ),
-            drain_s=reader.number("DRAIN_SECONDS", defaults.drain_s, low=0.0),
+            drain_s=reader.number(
+                "DRAIN_SECONDS",
+                DATABRICKS_APPS_DRAIN_S if on_apps else defaults.drain_s,
+                low=0.0,
+                high=DATABRICKS_APPS_MAX_DRAIN_S if on_apps else None,
+                why=" on Databricks Apps, which kills an app "
+                f"{DATABRICKS_APPS_STOP_S:g} s after SIGTERM"
+                if on_apps
+                else "",
+            ),
+            on_databricks_apps=on_apps,
             max_header_bytes=reader.integer(
                 "MAX_HEADER_BYTES", defaults.max_header_bytes, low=1024
             ),
@@ -260,6 +290,11 @@ class Settings:
             raise SettingsError("MODEL_BACKEND=openai needs OPENAI_BASE_URL and/or OPENAI_API_KEY")
         if self.backend == "openai" and not self.openai_model:
             raise SettingsError("MODEL_BACKEND=openai needs OPENAI_MODEL (the model name)")
+
+    @property
+    def stop_budget_s(self) -> float | None:
+        """How long the platform lets a stopping server take before it kills it, if it says."""
+        return DATABRICKS_APPS_STOP_S if self.on_databricks_apps else None
 
     @property
     def version_name(self) -> str:
@@ -339,7 +374,9 @@ class _Reader:
             raise SettingsError(f"{name}={value}: expected a value {bounds}")
         return value
 
-    def number(self, name: str, default: float, *, low: float, high: float | None = None) -> float:
+    def number(
+        self, name: str, default: float, *, low: float, high: float | None = None, why: str = ""
+    ) -> float:
         raw = self.optional(name)
         if raw is None:
             return default
@@ -349,7 +386,7 @@ class _Reader:
             raise SettingsError(f"{name}={raw!r}: expected a number") from None
         if not value >= low or (high is not None and value > high):  # also rejects NaN
             bounds = f">= {low}" if high is None else f"between {low} and {high}"
-            raise SettingsError(f"{name}={value}: expected a value {bounds}")
+            raise SettingsError(f"{name}={value}: expected a value {bounds}{why}")
         return value
 
     def cpus(self, name: str) -> str:

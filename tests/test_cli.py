@@ -45,6 +45,11 @@ def test_graceful_timeout_covers_the_drain() -> None:
     assert options["graceful_timeout"] > 42.5
 
 
+def test_the_idle_timeout_is_gunicorns_keepalive_in_whole_seconds() -> None:
+    options = gunicorn_options(Settings.from_env({"IDLE_TIMEOUT_SECONDS": "12.5"}))
+    assert options["keepalive"] == 13
+
+
 @pytest.mark.parametrize(
     ("env", "message"),
     [
@@ -55,6 +60,11 @@ def test_graceful_timeout_covers_the_drain() -> None:
         ({"TRACE_SAMPLING_RATIO": "1.5"}, "expected a value between 0.0 and 1.0"),
         ({"AGENT_TRACING": "maybe"}, "expected true or false"),
         ({"AGENT_API_KEYS": " , "}, "AGENT_API_KEYS is set but holds no key"),
+        (
+            {"DATABRICKS_APP_NAME": "a", "DATABRICKS_APP_PORT": "8000", "DRAIN_SECONDS": "20"},
+            "DRAIN_SECONDS=20.0: expected a value between 0.0 and 8.0 on Databricks Apps, "
+            "which kills an app 15 s after SIGTERM",
+        ),
     ],
 )
 def test_bad_settings_name_the_variable(env: dict[str, str], message: str) -> None:

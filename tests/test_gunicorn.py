@@ -191,3 +191,38 @@ def test_preloading_libraries_starts_no_thread() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
     assert result.stdout.split() == ["1", "False"], result.stdout + result.stderr
+
+
+async def test_on_databricks_apps_the_stop_fits_in_the_platforms_15_seconds(
+    tmp_path: Path,
+) -> None:
+    """Databricks Apps kills an app 15 s after SIGTERM: there the drain defaults to 7 s and
+    gunicorn's graceful timeout to 14 s, so a stream longer than the drain still gets its
+    terminal event and the worker exits by itself, before anyone kills it."""
+    port = free_port()
+    env = {
+        # What the platform sets; the port is how it tells the app where to listen.
+        "DATABRICKS_APP_NAME": "agent-on-apps",
+        "DATABRICKS_APP_PORT": str(port),
+        # About 16 s of tokens: longer than the drain.
+        "OFFLINE_TOKEN_DELAY_MS": "400",
+        "AGENT_TRACING": "false",
+    }
+    args = [str(BIN / "agent-server"), "--workers", "1"]
+    with running_server(args, env, tmp_path / "server.log", port) as server:
+        async with httpx.AsyncClient(base_url=server.base_url, timeout=60) as client:
+            chat, first = await _open_stream(
+                client, "/v1/chat/completions", {"messages": [{"role": "user", "content": "hi"}]}
+            )
+            await asyncio.wait_for(first.wait(), 30)
+            server.process.send_signal(signal.SIGTERM)
+            events = decode([await chat])
+        exit_code = server.process.wait(timeout=30)
+        log = server.log()
+    assert "kills an app 15s after SIGTERM: drain 7s, graceful timeout 14s" in log
+    assert "Draining 1 in-flight request(s) for up to 7.0s" in log
+    assert events[-1].data == "[DONE]"
+    assert events[-2].json()["error"]["code"] == "server_shutting_down"
+    assert exit_code == 0, log
+    assert "SIGKILL" not in log
+    assert "WORKER TIMEOUT" not in log

@@ -25,11 +25,9 @@ from aiohttp.typedefs import Handler
 from agent_service import errors
 from agent_service.errors import DeadlineExceeded, Overloaded, ServerShuttingDown, ServiceError
 from agent_service.keys import ENDPOINTS, GATE, METRICS
+from agent_service.settings import STOP_FAREWELL_S
 
 log = logging.getLogger(__name__)
-
-# After the drain period, how long stopped streams get to write their terminal events.
-_FAREWELL_S = 5.0
 
 
 @dataclass(slots=True, eq=False)
@@ -108,7 +106,7 @@ class RequestGate:
             for scope in list(self._scopes):
                 scope.stop()
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(_FAREWELL_S):
+                async with asyncio.timeout(STOP_FAREWELL_S):
                     await self._idle.wait()
 
 

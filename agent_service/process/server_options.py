@@ -20,8 +20,11 @@ from agent_service.settings import Settings
 
 WORKER_CLASS = "agent_service.process.worker.AgentWorker"
 # After the drain period, time for terminal stream events, trace export and exit; gunicorn
-# kills workers that take longer than drain + this.
+# kills workers that take longer than drain + this (or, where the platform kills the whole
+# app at a set time after SIGTERM, a second before the master must be gone).
 SHUTDOWN_MARGIN_S = 15
+# The master's own time to reap its workers and exit, inside a platform's stop budget.
+MASTER_EXIT_S = 1
 # gunicorn's worker heartbeat timeout; the aiohttp worker notifies every second, so this only
 # catches a worker whose event loop is stuck.
 WORKER_TIMEOUT_S = 60
@@ -66,9 +69,10 @@ def gunicorn_options(
         "bind": [f"{host or settings.host}:{settings.port if port is None else port}"],
         "workers": workers or settings.workers,
         "worker_class": WORKER_CLASS,
-        "graceful_timeout": math.ceil(settings.drain_s) + SHUTDOWN_MARGIN_S,
+        "graceful_timeout": graceful_timeout(settings),
         "timeout": WORKER_TIMEOUT_S,
-        "keepalive": settings.idle_timeout_s,
+        # gunicorn takes whole seconds; the app's handler_args set the exact timeout.
+        "keepalive": math.ceil(settings.idle_timeout_s),
         "reload": reload,
         "accesslog": "-",
         "access_log_format": ACCESS_LOG_FORMAT,
@@ -81,6 +85,14 @@ def gunicorn_options(
     }
 
 
+def graceful_timeout(settings: Settings) -> int:
+    """How long gunicorn lets a worker stop after SIGTERM before it kills it."""
+    timeout = math.ceil(settings.drain_s) + SHUTDOWN_MARGIN_S
+    if (budget := settings.stop_budget_s) is not None:
+        timeout = min(timeout, math.floor(budget) - MASTER_EXIT_S)
+    return timeout
+
+
 def _master_hooks(settings: Settings) -> dict[str, Any]:
     """The master's part of multi-process metrics (a folder for the workers' metric files,
     made before any worker exists and removed at exit) and of fast worker start-up."""
@@ -89,6 +101,14 @@ def _master_hooks(settings: Settings) -> dict[str, Any]:
     sqlite_traces = settings.tracing and settings.tracking_uri.startswith("sqlite:")
 
     def on_starting(server: Any) -> None:
+        if (budget := settings.stop_budget_s) is not None:
+            log.info(
+                "On Databricks Apps, which kills an app %gs after SIGTERM: drain %gs, "
+                "graceful timeout %ss",
+                budget,
+                settings.drain_s,
+                server.cfg.graceful_timeout,
+            )
         if given_dir:
             # Stale files of a previous run would be counted: start empty.
             shutil.rmtree(given_dir, ignore_errors=True)
