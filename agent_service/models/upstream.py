@@ -11,6 +11,7 @@ agent is a bug of ours and becomes a generic 500.
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -27,6 +28,8 @@ from agent_service.errors import (
     UpstreamRateLimited,
     UpstreamTimeout,
 )
+
+log = logging.getLogger(__name__)
 
 # Retry-After is either delta-seconds or an HTTP date; anything else is not passed on.
 _RETRY_AFTER = re.compile(r"^(\d{1,6}|[A-Za-z]{3}, \d{2} [A-Za-z]{3} \d{4} \d{2}:\d{2}:\d{2} GMT)$")
@@ -65,6 +68,38 @@ class UnreadableAnswer(UpstreamError):
     default_message = "The model endpoint sent an answer that is not a chat completion."
 
 
+class CutOffAnswer(UpstreamError):
+    """The model endpoint's stream ended cleanly after some chunks but before the answer did:
+    no chunk carried a finish_reason (a proxy or HTTP/1.0 hop that closed the body; the
+    `[DONE]` line is not visible through the OpenAI SDK, the missing finish_reason is)."""
+
+    default_code = "upstream_cut_off"
+    default_message = "The model endpoint's answer was cut off before it finished."
+
+
+class _EndOfAnswer:
+    """Follows the chunks of one streamed model call: did the answer say it was finished?"""
+
+    def __init__(self) -> None:
+        self.chunks = 0
+        self.finished = False
+
+    def note(self, chunk: ChatGenerationChunk) -> ChatGenerationChunk:
+        self.chunks += 1
+        if (chunk.generation_info or {}).get("finish_reason"):
+            self.finished = True
+        return chunk
+
+    def check(self) -> None:
+        if self.chunks and not self.finished:
+            log.warning(
+                "The model endpoint's stream ended after %d chunks without a finish_reason: "
+                "the answer was cut off and is reported as a failure",
+                self.chunks,
+            )
+            raise CutOffAnswer()
+
+
 class EndpointChatModel(BaseChatOpenAI):
     """langchain-openai's chat model, whose failures to read the endpoint's answer are
     `UpstreamError`s (502, or the terminal error event of a stream) rather than whatever
@@ -95,14 +130,19 @@ class EndpointChatModel(BaseChatOpenAI):
             raise UnreadableAnswer() from exc
 
     def _stream(self, *args: Any, **kwargs: Any) -> Iterator[ChatGenerationChunk]:
+        end = _EndOfAnswer()
         try:
-            yield from super()._stream(*args, **kwargs)
+            for chunk in super()._stream(*args, **kwargs):
+                yield end.note(chunk)
         except _UNREADABLE as exc:
             raise UnreadableAnswer() from exc
+        end.check()
 
     async def _astream(self, *args: Any, **kwargs: Any) -> AsyncIterator[ChatGenerationChunk]:
+        end = _EndOfAnswer()
         try:
             async for chunk in super()._astream(*args, **kwargs):
-                yield chunk
+                yield end.note(chunk)
         except _UNREADABLE as exc:
             raise UnreadableAnswer() from exc
+        end.check()

@@ -34,6 +34,13 @@ class Behaviour:
     hold: asyncio.Event | None = None
     # Streams: close the connection after this many chunks.
     drop_after_chunks: int | None = None
+    # Streams: after this many chunks, end the body cleanly with neither a finish_reason nor
+    # [DONE] (a proxy or HTTP/1.0 hop that closed the answer early).
+    cut_after_chunks: int | None = None
+    # Reasoning streamed before the text: as `reasoning_content` deltas (OpenAI-compatible
+    # servers such as vLLM), or as Databricks' content parts of type "reasoning".
+    reasoning: tuple[str, ...] = ()
+    reasoning_style: str = "reasoning_content"
     # Seconds between streamed chunks.
     chunk_delay_s: float = 0.0
     # Seconds of silence before the first byte of the answer.
@@ -130,6 +137,9 @@ class FakeOpenAI:
                 assert request.transport is not None
                 request.transport.abort()
                 return response
+            if count == behaviour.cut_after_chunks:
+                await response.write_eof()
+                return response
             if count == behaviour.pause_after_chunks:
                 self.paused.set()
                 await self.resume.wait()
@@ -167,6 +177,11 @@ def _tool_calls(behaviour: Behaviour) -> list[dict[str, Any]]:
 
 def _completion(body: dict[str, Any], behaviour: Behaviour) -> dict[str, Any]:
     message: dict[str, Any] = {"role": "assistant", "content": "".join(behaviour.tokens)}
+    if behaviour.reasoning and behaviour.reasoning_style == "databricks":
+        text = {"type": "text", "text": message["content"]}
+        message["content"] = [_reasoning_part("".join(behaviour.reasoning)), text]
+    elif behaviour.reasoning:
+        message["reasoning_content"] = "".join(behaviour.reasoning)
     if behaviour.tool_calls:
         message["tool_calls"] = _tool_calls(behaviour)
     return {
@@ -186,6 +201,11 @@ def _completion(body: dict[str, Any], behaviour: Behaviour) -> dict[str, Any]:
     }
 
 
+def _reasoning_part(text: str) -> dict[str, Any]:
+    """Reasoning as Databricks-hosted reasoning models send it: a content part."""
+    return {"type": "reasoning", "summary": [{"type": "summary_text", "text": text}]}
+
+
 def _chunks(body: dict[str, Any], behaviour: Behaviour) -> list[dict[str, Any]]:
     def chunk(delta: dict[str, Any], finish_reason: str | None = None) -> dict[str, Any]:
         return {
@@ -199,6 +219,11 @@ def _chunks(body: dict[str, Any], behaviour: Behaviour) -> list[dict[str, Any]]:
         }
 
     chunks = [chunk({"role": "assistant", "content": ""})]
+    for piece in behaviour.reasoning:
+        if behaviour.reasoning_style == "databricks":
+            chunks.append(chunk({"content": [_reasoning_part(piece)]}))
+        else:
+            chunks.append(chunk({"reasoning_content": piece}))
     chunks.extend(chunk({"content": token}) for token in behaviour.tokens)
     for index, call in enumerate(_tool_calls(behaviour)):
         first = {
