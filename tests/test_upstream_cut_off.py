@@ -104,7 +104,7 @@ async def test_a_whole_answer_still_completes(
 ) -> None:
     """The check costs complete answers nothing: the fake's normal stream ends with a
     finish_reason and [DONE]."""
-    fake, server = fake_openai
+    _, server = fake_openai
     client = await make_service({**openai_env(server), "AGENT_TASK": "agent/v1/chat"})
     chunks = data_frames(await stream(client, "/v1/chat/completions", HELLO))
     assert chunks[-1]["choices"][0]["finish_reason"] == "stop"
