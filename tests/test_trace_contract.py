@@ -1,9 +1,11 @@
-"""The contract of our export path: the same requests, exported by our batched writer and by
+"""The contract of our export paths: the same requests, exported by our batched writer and by
 MLflow's own export (its span SDK, span processor and exporter) into two copies of one
-SQLite store, read back by MLflow itself, are the same traces field by field."""
+store (a SQLite file; a real MLflow tracking server over REST), read back by MLflow itself,
+are the same traces field by field."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +19,7 @@ from mlflow.tracking import MlflowClient
 from agent_service.agents.default_graph import build_graph
 from agent_service.agents.tools import select_tools
 from agent_service.models.offline import OfflineChatModel, ScriptedToolCall, ScriptedTurn
+from agent_service.observability.spool import spool_dir_for
 from tests.conftest import ServiceFactory, openai_env
 from tests.fakes.openai_server import Behaviour, FakeOpenAI
 from tests.trace_exports import (
@@ -25,9 +28,10 @@ from tests.trace_exports import (
     differences,
     export,
     held_spool,
+    mlflow_server,
     stored_traces,
 )
-from tests.wire import stream
+from tests.wire import Client, stream
 
 TOOL_THEN_ANSWER = (
     ScriptedTurn(
@@ -54,7 +58,7 @@ def held(store: Path, tmp_path: Path) -> Iterator[HeldSpool]:
     yield from held_spool(f"sqlite:///{store}", tmp_path / "spool")
 
 
-async def test_our_export_reads_back_as_mlflows_own(
+async def test_our_sqlite_export_reads_back_as_mlflows_own(
     held: HeldSpool,
     store: Path,
     tmp_path: Path,
@@ -62,27 +66,82 @@ async def test_our_export_reads_back_as_mlflows_own(
     fake_openai: tuple[FakeOpenAI, TestServer],
 ) -> None:
     ours_uri = f"sqlite:///{store}"
-    env = {
+    clients = await _serve_the_requests(make_service, _env(ours_uri, tmp_path), fake_openai)
+
+    ours_spool, theirs_spool = tmp_path / "ours-spool", tmp_path / "theirs-spool"
+    assert await held.take(clients, ours_spool, theirs_spool) == REQUESTS
+    theirs_store = tmp_path / "theirs.db"
+    copy_store(store, theirs_store)
+    theirs_uri = f"sqlite:///{theirs_store}"
+
+    ours_log = await export(ours_spool, ours_uri, "auto")
+    theirs_log = await export(theirs_spool, theirs_uri, "mlflow")
+    assert "batched SQLite writer" in ours_log, ours_log
+    assert "MLflow's own export" in theirs_log, theirs_log
+
+    await _check_alike(clients[0], ours_uri, theirs_uri)
+
+
+async def test_our_export_to_a_tracking_server_reads_back_as_mlflows_own(
+    tmp_path: Path,
+    make_service: ServiceFactory,
+    fake_openai: tuple[FakeOpenAI, TestServer],
+) -> None:
+    """The real `mlflow server` (REST, its OTLP endpoint), one per copy of the store."""
+    store = tmp_path / "ours.db"
+    with mlflow_server(f"sqlite:///{store}", tmp_path / "ours") as ours_uri:
+        spool = HeldSpool(spool_dir_for(ours_uri, str(tmp_path / "spool")))
+        spool.hold()
+        try:
+            env = _env(ours_uri, tmp_path)
+            clients = await _serve_the_requests(make_service, env, fake_openai)
+            ours_spool, theirs_spool = tmp_path / "ours-spool", tmp_path / "theirs-spool"
+            assert await spool.take(clients, ours_spool, theirs_spool) == REQUESTS
+            theirs_store = tmp_path / "theirs.db"
+            copy_store(store, theirs_store)
+            with mlflow_server(f"sqlite:///{theirs_store}", tmp_path / "theirs") as theirs_uri:
+                ours_log = await export(ours_spool, ours_uri, "auto")
+                theirs_log = await export(theirs_spool, theirs_uri, "mlflow")
+                assert "batched REST writer" in ours_log, ours_log
+                assert "MLflow's own export" in theirs_log, theirs_log
+                await _check_alike(clients[0], ours_uri, theirs_uri)
+            for client in clients:
+                await client.close()
+        finally:
+            spool.release()
+
+
+# The requests below leave this many traces.
+REQUESTS = 5
+
+
+def _env(tracking_uri: str, tmp_path: Path) -> dict[str, str]:
+    return {
         "AGENT_TRACING": "true",
-        "MLFLOW_TRACKING_URI": ours_uri,
+        "MLFLOW_TRACKING_URI": tracking_uri,
         "TRACE_SPOOL_DIR": str(tmp_path / "spool"),
         "MLFLOW_EXPERIMENT_NAME": f"contract-{uuid.uuid4().hex[:8]}",
         "AGENT_VERSION": "v-contract",
     }
-    # LangChain spans with a tool and token usage; JSON and streamed; session, user and
-    # request id; non-ASCII text.
+
+
+async def _serve_the_requests(
+    make_service: ServiceFactory,
+    env: dict[str, str],
+    fake_openai: tuple[FakeOpenAI, TestServer],
+) -> list[Client]:
+    """LangChain spans with a tool and token usage, JSON and streamed, session, user and
+    request id, non-ASCII text; a failing upstream (ERROR); spans the agent opens with
+    MLflow's API and its `mlflow.update_current_trace`, on the Responses protocol."""
     graph = build_graph(OfflineChatModel(script=TOOL_THEN_ANSWER), select_tools(("calculator",)))
     tools = await make_service(env, graph=graph)
     body = {**QUESTION, "context": {"conversation_id": "conv-7", "user_id": "ada"}}
     assert (await tools.post("/invocations", json=body, headers={"X-Request-Id": "r-1"})).ok
     await stream(tools, "/invocations", QUESTION)
-    # A failing upstream: ERROR on the model span and the trace.
     fake, server = fake_openai
     fake.behaviour = Behaviour(status=500)
     failing = await make_service({**env, **openai_env(server)})
     assert (await failing.post("/invocations", json=QUESTION)).status == 502
-    # Spans the agent opens with MLflow's API and its `mlflow.update_current_trace`, on the
-    # Responses protocol.
     template = await make_service(
         {
             **env,
@@ -93,41 +152,44 @@ async def test_our_export_reads_back_as_mlflows_own(
     responses_body = {"input": "Hello", "context": {"conversation_id": "conv-42"}}
     assert (await template.post("/v1/responses", json=responses_body)).ok
     await stream(template, "/v1/responses", responses_body)
+    return [tools, failing, template]
 
-    ours_spool, theirs_spool = tmp_path / "ours-spool", tmp_path / "theirs-spool"
-    count = await held.take([tools, failing, template], ours_spool, theirs_spool)
-    assert count == 5
-    theirs_store = tmp_path / "theirs.db"
-    copy_store(store, theirs_store)
-    theirs_uri = f"sqlite:///{theirs_store}"
 
-    ours_log = await export(ours_spool, ours_uri, "auto")
-    theirs_log = await export(theirs_spool, theirs_uri, "mlflow")
-    assert "batched SQLite writer" in ours_log, ours_log
-    assert "MLflow's own export" in theirs_log, theirs_log
-
-    info = await (await tools.get("/agent/info")).json()
+async def _check_alike(client: Client, ours_uri: str, theirs_uri: str) -> None:
+    info = await (await client.get("/agent/info")).json()
     experiment = info["tracing"]["experiment_id"]
-    ours = stored_traces(ours_uri, [experiment])
-    theirs = stored_traces(theirs_uri, [experiment])
-    assert len(ours) == 5
-    assert set(ours) == set(theirs)
+    model_id = info["tracing"]["logged_model_id"]
 
-    found: list[str] = []
-    for trace_id in sorted(ours):
-        found += differences(_read(ours[trace_id]), _read(theirs[trace_id]), trace_id)
-        # One trace read on its own (`get_trace`) as well as in a search.
-        alone_ours = MlflowClient(ours_uri).get_trace(trace_id)
-        alone_theirs = MlflowClient(theirs_uri).get_trace(trace_id)
-        found += differences(_read(alone_ours), _read(alone_theirs), f"get_trace {trace_id}")
-    assert not found, "\n".join(found)
+    def read() -> None:
+        ours = stored_traces(ours_uri, [experiment])
+        theirs = stored_traces(theirs_uri, [experiment])
+        assert len(ours) == REQUESTS
+        assert set(ours) == set(theirs)
+        found: list[str] = []
+        for trace_id in sorted(ours):
+            found += differences(_read(ours[trace_id]), _read(theirs[trace_id]), trace_id)
+            # One trace read on its own (`get_trace`) as well as in a search.
+            alone = MlflowClient(ours_uri).get_trace(trace_id)
+            reference = MlflowClient(theirs_uri).get_trace(trace_id)
+            found += differences(_read(alone), _read(reference), f"get_trace {trace_id}")
+        assert not found, "\n".join(found)
+        _check_there(ours, model_id)
+        # The LoggedModel lists the traces linked to it, in both stores alike.
+        linked = _linked_traces(ours_uri, experiment, model_id)
+        assert linked == _linked_traces(theirs_uri, experiment, model_id)
+        assert linked == set(ours)
 
-    # What is compared is there (two empty traces would be equal too).
+    # MLflow's REST client is synchronous; the test's services run on this loop.
+    await asyncio.to_thread(read)
+
+
+def _check_there(ours: dict[str, Trace], model_id: str) -> None:
+    """What is compared is there (two empty traces would be equal too)."""
     by_request = {t.info.trace_metadata["agent_service.request_id"]: t for t in ours.values()}
     first = by_request["r-1"]
     assert first.info.trace_metadata["mlflow.trace.session"] == "conv-7"
     assert first.info.trace_metadata["mlflow.trace.user"] == "ada"
-    assert first.info.trace_metadata["mlflow.modelId"] == info["tracing"]["logged_model_id"]
+    assert first.info.trace_metadata["mlflow.modelId"] == model_id
     assert first.info.token_usage is not None
     assert first.info.token_usage["total_tokens"] > 0
     assert "quarante-deux" in (first.info.response_preview or "")
@@ -138,10 +200,6 @@ async def test_our_export_reads_back_as_mlflows_own(
     sessions = [t.info.trace_metadata.get("mlflow.trace.session") for t in ours.values()]
     assert sessions.count("conv-42") == 2, "mlflow.update_current_trace inside the agent"
     assert sum(1 for t in ours.values() for s in t.data.spans if s.name == "prepare") == 2
-    # The LoggedModel lists the traces linked to it, in both stores alike.
-    linked = _linked_traces(ours_uri, experiment, info["tracing"]["logged_model_id"])
-    assert linked == _linked_traces(theirs_uri, experiment, info["tracing"]["logged_model_id"])
-    assert linked == set(ours)
 
 
 def _read(trace: Trace) -> dict[str, Any]:
@@ -153,5 +211,5 @@ def _read(trace: Trace) -> dict[str, Any]:
 
 def _linked_traces(uri: str, experiment: str, model_id: str) -> set[str]:
     client = MlflowClient(uri)
-    found = client.search_traces(locations=[experiment], model_id=model_id, max_results=1000)
+    found = client.search_traces(locations=[experiment], model_id=model_id, max_results=500)
     return {trace.info.trace_id for trace in found}

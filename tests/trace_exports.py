@@ -14,6 +14,7 @@ import shutil
 import sqlite3
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from mlflow.tracking import MlflowClient
 
 from agent_service.keys import AGENT, GATE
 from agent_service.observability import spool
+from tests.processes import BIN, free_port, running_server
 from tests.wire import Client
 
 
@@ -110,7 +112,7 @@ async def export(directory: Path, tracking_uri: str, mode: str = "auto") -> str:
 def stored_traces(tracking_uri: str, experiment_ids: list[str]) -> dict[str, Trace]:
     """Every trace of the experiments, by trace id, as `search_traces` reads them."""
     client = MlflowClient(tracking_uri)
-    found = client.search_traces(locations=experiment_ids, max_results=1000)
+    found = client.search_traces(locations=experiment_ids, max_results=500)
     return {trace.info.trace_id: trace for trace in found}
 
 
@@ -136,3 +138,26 @@ def differences(ours: Any, theirs: Any, path: str = "") -> list[str]:
     if ours != theirs:
         return [f"{path}: ours {ours!r:.200} != theirs {theirs!r:.200}"]
     return []
+
+
+@contextmanager
+def mlflow_server(backend_uri: str, folder: Path) -> Iterator[str]:
+    """MLflow's own tracking server (`mlflow server`) on 127.0.0.1; yields its URI."""
+    folder.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    args = [
+        str(BIN / "mlflow"),
+        "server",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+        "--backend-store-uri",
+        backend_uri,
+        "--artifacts-destination",
+        str(folder / "artifacts"),
+    ]
+    with running_server(args, {}, folder / "server.log", port) as server:
+        yield server.base_url

@@ -4,8 +4,8 @@
   (`sqlite_writer.py`);
 - `http(s)://…`, a tracking server: `StartTraceV3` per trace, concurrently, then one OTLP
   request for the spans of the whole batch (`rest_writer.py`);
-- `databricks`: `StartTraceV3`, the upload credentials and the upload of each trace,
-  concurrently, with one set of credentials (`databricks_writer.py`).
+- anything else (Databricks among them): MLflow's own export, still in the export
+  process, off the serving workers.
 
 Every batched path depends on what MLflow's client computes for a trace (`mlflow_format.py`)
 and the SQLite one on MLflow's schema, so they run only for the MLflow version and store
@@ -28,6 +28,7 @@ import mlflow.store
 from mlflow.environment_variables import MLFLOW_ENABLE_WORKSPACES, MLFLOW_SQL_TRACE_ROLLUPS_ENABLED
 
 from agent_service.observability.export.mlflow_replay import MlflowReplay
+from agent_service.observability.export.rest_writer import RestWriter, SpanLoggingUnsupported
 from agent_service.observability.export.sqlite_writer import (
     KNOWN_REVISIONS,
     SqliteWriter,
@@ -63,21 +64,38 @@ class Batched:
     def __init__(self, target: str, description: str, writer: TraceWriter, uri: str) -> None:
         self.target = target
         self.description = description
-        self._writer = writer
+        self._writer: TraceWriter | None = writer
         self._uri = uri
         self._replay: MlflowReplay | None = None
 
     def write(self, lines: Sequence[Line]) -> None:
+        if self._writer is None:
+            self._replayed([line for _, line in lines])
+            return
         batched = [line for raw, line in lines if not needs_mlflow(raw)]
         if batched:
-            self._writer.write([from_line(line) for line in batched])
+            try:
+                self._writer.write([from_line(line) for line in batched])
+            except SpanLoggingUnsupported as exc:
+                log.warning(
+                    "Traces go through MLflow's own export from now on, which is slower: %s",
+                    exc,
+                )
+                self.description = f"{MlflowReplay.description}: {exc}"
+                self._writer.close()
+                self._writer = None
+                self._replayed(batched)
         if len(batched) < len(lines):
-            if self._replay is None:
-                self._replay = MlflowReplay(self._uri)
-            self._replay.write([line for raw, line in lines if needs_mlflow(raw)])
+            self._replayed([line for raw, line in lines if needs_mlflow(raw)])
+
+    def _replayed(self, lines: list[dict[str, Any]]) -> None:
+        if self._replay is None:
+            self._replay = MlflowReplay(self._uri)
+        self._replay.write(lines)
 
     def close(self) -> None:
-        self._writer.close()
+        if self._writer is not None:
+            self._writer.close()
         if self._replay is not None:
             self._replay.close()
 
@@ -139,6 +157,10 @@ def destination_for(uri: str, mode: str = "auto") -> Destination:
             f"batched SQLite writer (schema {revision})",
             SqliteWriter(path),
             uri,
+        )
+    if uri.startswith(("http://", "https://")):
+        return Batched(
+            target, "batched REST writer (one OTLP request a batch)", RestWriter(uri), uri
         )
     return _fallback(target, uri, "no batched writer for this kind of store")
 
