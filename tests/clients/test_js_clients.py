@@ -17,7 +17,8 @@ from typing import Any
 import pytest
 from pytest_aiohttp import AiohttpServer
 
-from agent_service.models.offline import OFFLINE_NOTICE, tokenize
+from agent_service.models.offline import tokenize
+from tests.clients.cases import offline_answer, said_to_model
 from tests.clients.live import (
     AGENT_TOOL_SCRIPT,
     CLIENT_TOOL_SCRIPT,
@@ -101,10 +102,6 @@ def case(client: str, server: Live, mode: str, *turns: str, **fields: Any) -> di
     return {"client": client, "root": server.root, "mode": mode, "turns": list(turns), **fields}
 
 
-def offline_answer(said: str) -> str:
-    return f'{OFFLINE_NOTICE} You said: "{said}".'
-
-
 def only_answer(report: dict[str, Any]) -> dict[str, Any]:
     assert report["error"] is None, report["error"]
     [answer] = report["answers"]
@@ -154,17 +151,6 @@ async def upstream(aiohttp_server: AiohttpServer) -> tuple[FakeOpenAI, dict[str,
         "MODEL_MAX_RETRIES": "0",
     }
     return fake, env
-
-
-def said_to_model(fake: FakeOpenAI) -> list[tuple[str, str]]:
-    """(role, text) of each message of the last model call."""
-    said = []
-    for message in fake.requests[-1].body["messages"]:
-        content = message.get("content")
-        if isinstance(content, list):
-            content = "".join(part.get("text", "") for part in content)
-        said.append((message["role"], content or ""))
-    return said
 
 
 async def check_conversation(

@@ -80,6 +80,9 @@ class FakeOpenAI:
     ) -> None:
         self.path_prefix = path_prefix
         self.behaviour = Behaviour()
+        # Behaviours for the next calls, one each, in order; `behaviour` once they are used up
+        # (a model that asks for a tool, then answers with what it said).
+        self.script: list[Behaviour] = []
         self.requests: list[SeenRequest] = []
         self.received = asyncio.Event()
         self.cancelled = asyncio.Event()
@@ -101,7 +104,7 @@ class FakeOpenAI:
             request.headers.get("Authorization", "")
         ):
             return _error(401, "invalid token", "invalid_api_key")
-        behaviour = self.behaviour
+        behaviour = self.script.pop(0) if self.script else self.behaviour
         try:
             if behaviour.hang:
                 await asyncio.Event().wait()
