@@ -21,7 +21,7 @@ ifeq ($(UV),)
 UV := .tools/bin/uv
 endif
 
-.PHONY: run test check static format sync clean register bench bench-quick bench-state bench-events bench-hostile soak chromium screenshots
+.PHONY: run test check static format sync clean register bench bench-quick bench-state bench-tracing bench-events bench-hostile soak chromium screenshots
 
 # The offline model pauses between tokens here so streaming is visible in a terminal.
 run: export OFFLINE_TOKEN_DELAY_MS ?= 30
@@ -93,6 +93,11 @@ bench-state: .venv/.synced
 # What keeping a stream for replay costs per event, and how fast a kept stream is replayed.
 bench-events: .venv/.synced
 	$(UV) run --frozen --no-dev python -m bench.events $(BENCH_ARGS)
+
+# What tracing every request costs (off / exporter on a spare core / all on one core) and what
+# return_trace adds, same-run A/B on the production install (about 4 minutes).
+bench-tracing: .venv/.synced
+	$(UV) run --frozen --no-dev python -m bench.tracing $(BENCH_ARGS)
 
 # The longest event-loop stall any one hostile request causes (about 3 minutes).
 bench-hostile: .venv/.synced

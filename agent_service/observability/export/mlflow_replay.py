@@ -11,6 +11,7 @@ export process, not in the worker.
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
 import threading
@@ -18,6 +19,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import mlflow
+import mlflow.tracing.utils as mlflow_tracing_utils
 from mlflow.entities import LiveSpan, SpanEvent, SpanStatus, SpanStatusCode, TraceState
 from mlflow.tracing import provider as mlflow_provider
 from mlflow.tracing.constant import SpanAttributeKey
@@ -68,6 +70,11 @@ class MlflowReplay:
         # so a batch is only taken off the spool once MLflow has written it.
         os.environ["MLFLOW_ENABLE_ASYNC_TRACE_LOGGING"] = "false"
         mlflow.set_tracking_uri(tracking_uri)
+        if importlib.util.find_spec("numpy") is None:
+            # The production install has no numpy, so `mlflow.pyfunc` cannot be imported;
+            # MLflow's span processor would try again at every span (16-28 ms each,
+            # bench/mlflow_spans.py) to learn what is always None.
+            mlflow_tracing_utils._try_get_prediction_context = lambda: None
         self._ids = _RecordedIds()
         self._lock = threading.Lock()
         processor = mlflow_provider._get_mlflow_span_processor(tracking_uri)
