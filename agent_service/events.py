@@ -8,6 +8,7 @@ Order within a run: `MessageStarted` precedes the deltas of that message; `ToolC
 precedes the argument deltas of that call, `ToolCallFinished` follows them; `MessageFinished`
 closes a message after all of its deltas and calls. `ToolResult`, `Usage` and `CustomOutputs`
 may appear between messages. Exactly one terminal event ends a run: `RunEnded` or `RunFailed`.
+`StepLimitReached`, when it comes, comes just before `RunEnded`: the answer is cut short.
 """
 
 from __future__ import annotations
@@ -19,6 +20,9 @@ if TYPE_CHECKING:
     from agent_service.errors import ServiceError
 
 FinishReason = Literal["stop", "length", "tool_calls", "content_filter"]
+# What a run ended at MAX_AGENT_STEPS says it reached: the Responses `incomplete_details`
+# reason, the trace's end reason, the label of the metric that counts them.
+STEP_LIMIT_REASON = "max_agent_steps"
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +108,15 @@ class ThreadSaved:
 
 
 @dataclass(frozen=True, slots=True)
+class StepLimitReached:
+    """The run was ended at MAX_AGENT_STEPS (or the graph's own step limit): what it
+    produced so far is the answer, marked as cut short (`finish_reason: "length"`, a
+    Responses `response.incomplete`)."""
+
+    limit: int
+
+
+@dataclass(frozen=True, slots=True)
 class RunFailed:
     """Terminal: the run failed after it started; encoders emit their in-band error frames."""
 
@@ -126,6 +139,7 @@ Event = (
     | Usage
     | CustomOutputs
     | ThreadSaved
+    | StepLimitReached
     | RunFailed
     | RunEnded
 )

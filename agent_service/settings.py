@@ -73,6 +73,12 @@ class Settings:
     agent_version: str = ""
     # The agent's own tools, by name (see agent_service/tools.py).
     agent_tools: tuple[str, ...] = ()
+    # Steps one run of a LangGraph graph may take (its `recursion_limit`: supersteps, two
+    # per tool round trip of a ReAct agent); past it the run ends as cut short; 0 = no limit
+    # of ours (LangGraph's own, about 10,000). 25 is the limit LangGraph had by default for
+    # years, which graphs were written against: 12 tool round trips, more than a real answer
+    # takes, and a model that never stops calling tools costs 12 paid calls, not hundreds.
+    max_agent_steps: int = 25
 
     # --- the chat model ---
     backend: ModelBackend = "offline"
@@ -189,6 +195,7 @@ class Settings:
             task_explicit=reader.optional("AGENT_TASK") is not None,
             agent_version=reader.text("AGENT_VERSION"),
             agent_tools=reader.names("AGENT_TOOLS"),
+            max_agent_steps=reader.integer("MAX_AGENT_STEPS", defaults.max_agent_steps, low=0),
             backend=backend,
             databricks_endpoint=endpoint,
             databricks=DatabricksAuth(

@@ -12,6 +12,7 @@ a stream give the same events for the same run. What a graph must provide is in
 from __future__ import annotations
 
 import logging
+import re
 import uuid
 import weakref
 from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Mapping, Sequence
@@ -27,6 +28,7 @@ from langchain_core.messages import (
     ToolMessage,
 )
 from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.errors import GraphRecursionError
 from langgraph.types import StreamMode
 
 from agent_service.agents.graph_contract import MESSAGES, AnyGraph, check_graph
@@ -38,6 +40,7 @@ from agent_service.events import (
     MessageFinished,
     MessageStarted,
     RunEnded,
+    StepLimitReached,
     TextDelta,
     ThreadSaved,
     ToolCallArgumentsDelta,
@@ -63,15 +66,20 @@ class GraphAgent:
     compiled with the state store's checkpointer), a run whose options name a thread joins
     that thread (agents/memory.py)."""
 
-    def __init__(self, graph: AnyGraph, *, memory: AnyGraph | None = None) -> None:
+    def __init__(
+        self, graph: AnyGraph, *, memory: AnyGraph | None = None, max_steps: int = 0
+    ) -> None:
         self.graph = check_graph(graph)
         self.memory = memory
+        # MAX_AGENT_STEPS: chat model calls a run may make (agents/step_limit.py); 0 = none.
+        self.max_steps = max_steps
         self.kind = f"LangGraph graph {graph.name!r}"
 
     def with_memory(self, checkpointer: BaseCheckpointSaver[str]) -> GraphAgent:
         """This agent, able to join threads kept by `checkpointer`; stateless runs still
         use the graph as it was compiled."""
-        return GraphAgent(self.graph, memory=self.graph.copy(update={"checkpointer": checkpointer}))
+        memory = self.graph.copy(update={"checkpointer": checkpointer})
+        return GraphAgent(self.graph, memory=memory, max_steps=self.max_steps)
 
     async def invoke(self, run: AgentRun) -> list[Event]:
         return [event async for event in self._run(run, tokens=False)]
@@ -82,19 +90,32 @@ class GraphAgent:
     def _run(self, run: AgentRun, *, tokens: bool) -> AsyncIterator[Event]:
         thread = run.options.thread
         if thread is None or self.memory is None:
-            return run_graph(self.graph, run, tokens=tokens)
-        return run_in_thread(self.graph, self.memory, run, thread, tokens=tokens)
+            return run_graph(self.graph, run, tokens=tokens, max_steps=self.max_steps)
+        return run_in_thread(
+            self.graph, self.memory, run, thread, tokens=tokens, max_steps=self.max_steps
+        )
 
 
-async def run_graph(graph: AnyGraph, run: AgentRun, *, tokens: bool) -> AsyncIterator[Event]:
+async def run_graph(
+    graph: AnyGraph, run: AgentRun, *, tokens: bool, max_steps: int = 0
+) -> AsyncIterator[Event]:
     """Run the graph; its events, token by token when `tokens`."""
     conversation = _with_ids(run.messages)
-    async for event in _events(graph, {MESSAGES: conversation}, conversation, run, tokens=tokens):
+    graph_input = {MESSAGES: conversation}
+    async for event in _events(
+        graph, graph_input, conversation, run, tokens=tokens, max_steps=max_steps
+    ):
         yield event
 
 
 async def run_in_thread(
-    graph: AnyGraph, memory: AnyGraph, run: AgentRun, thread: ThreadRef, *, tokens: bool
+    graph: AnyGraph,
+    memory: AnyGraph,
+    run: AgentRun,
+    thread: ThreadRef,
+    *,
+    tokens: bool,
+    max_steps: int = 0,
 ) -> AsyncIterator[Event]:
     """Run in a thread: from what it holds, saving one checkpoint at the end, reported as
     `ThreadSaved` before `RunEnded`. A run that only starts from a copy of another thread
@@ -112,6 +133,7 @@ async def run_in_thread(
         run,
         tokens=tokens,
         saving=saving,
+        max_steps=max_steps,
     )
     async with aclosing(events):
         async for event in events:
@@ -142,8 +164,13 @@ async def _events(
     *,
     tokens: bool,
     saving: _Saving | None = None,
+    max_steps: int = 0,
 ) -> AsyncGenerator[Event, None]:
     tracker = _StreamTracker(run.options.client_tool_names, conversation)
+    config = run.options.to_config()
+    if max_steps:
+        config["recursion_limit"] = step_limit(graph, max_steps)
+    limit_reached: int | None = None
     modes = _TOKENS_AND_UPDATES if tokens else _UPDATES
     extra: dict[str, Any] = {}
     if saving is not None:
@@ -153,7 +180,7 @@ async def _events(
     custom_outputs_sent = False
     parts: AsyncGenerator[Any, None] = graph.astream(  # type: ignore[assignment]
         graph_input,
-        run.options.to_config(),
+        config,
         stream_mode=modes,
         subgraphs=_has_subgraphs(graph),
         version="v2",
@@ -177,6 +204,8 @@ async def _events(
                         break  # the client runs its own tools: the run stops here
                 elif part["type"] == "checkpoints" and saving is not None and not part["ns"]:
                     saving.checkpoint_id = checkpoint_id_of(part["data"]["config"])
+    except GraphRecursionError as reached:
+        limit_reached = _recursion_limit(config, graph, reached)
     except Exception as exc:
         error = translate(exc)
         if error is exc:
@@ -184,9 +213,40 @@ async def _events(
         raise error from exc
     for event in tracker.close_open_messages():
         yield event
+    if limit_reached is not None:
+        log.warning(
+            "The run reached its step limit (%d) and was ended there; the answer is cut short",
+            limit_reached,
+        )
+        yield StepLimitReached(limit_reached)
     if name is not None and not custom_outputs_sent:
         yield CustomOutputs({"thread_id": name})
     yield RunEnded()
+
+
+def step_limit(graph: AnyGraph, max_steps: int) -> int:
+    """MAX_AGENT_STEPS as LangGraph's `recursion_limit`: the supersteps (rounds of nodes) a
+    run may take; a ReAct loop takes two per tool round trip (the model, then the tools).
+    A graph compiled with a limit of its own (`.with_config(recursion_limit=...)`) keeps it
+    when it is the smaller: its author knows its shape. Subgraphs get the same limit for
+    their own loops (LangGraph counts each graph's supersteps separately)."""
+    own = (graph.config or {}).get("recursion_limit")
+    return min(max_steps, own) if isinstance(own, int) and own > 0 else max_steps
+
+
+def _recursion_limit(
+    config: Mapping[str, Any], graph: AnyGraph, reached: GraphRecursionError
+) -> int:
+    """The LangGraph step limit a run reached: the run's, the graph's own, else the one
+    LangGraph's message names (its default is private to it); 0 when none says."""
+    for source in (config, graph.config or {}):
+        if isinstance(limit := source.get("recursion_limit"), int):
+            return limit
+    named = _RECURSION_LIMIT.search(str(reached))
+    return int(named.group(1)) if named else 0
+
+
+_RECURSION_LIMIT = re.compile(r"[Rr]ecursion limit of (\d+)")
 
 
 # Following subgraphs' own updates (so a message a subgraph streamed is closed as soon as

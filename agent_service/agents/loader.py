@@ -62,7 +62,9 @@ def _agent(target: object, context: LoadContext) -> Agent | None:
 
 
 def _graph(target: object, context: LoadContext) -> Agent | None:
-    return GraphAgent(target) if isinstance(target, Pregel) else None
+    if not isinstance(target, Pregel):
+        return None
+    return GraphAgent(target, max_steps=context.settings.max_agent_steps)
 
 
 def _served(target: object, context: LoadContext) -> Agent | None:

@@ -9,7 +9,15 @@ import contextlib
 from contextlib import AbstractContextManager
 
 from agent_service.errors import RUN_STOPPED, ServiceError, UpstreamError
-from agent_service.events import Event, RunEnded, RunFailed, TextDelta, ToolCallStarted
+from agent_service.events import (
+    STEP_LIMIT_REASON,
+    Event,
+    RunEnded,
+    RunFailed,
+    StepLimitReached,
+    TextDelta,
+    ToolCallStarted,
+)
 from agent_service.http.sse import ClientGone
 from agent_service.models.upstream import translate
 from agent_service.observability.metrics import Metrics
@@ -40,6 +48,8 @@ class RunObserver:
         self._first_token_seen = False
         self._events_sent = 0
         self._stopped = False
+        # How a run that reached RunEnded ended: completed, or cut short at its step limit.
+        self._end_reason = "completed"
 
     async def observe(self, event: Event) -> None:
         """Record `event`; at the end of the run, end the trace (and fetch it when the client
@@ -48,11 +58,14 @@ class RunObserver:
             self._first_token_seen = True
             elapsed = asyncio.get_running_loop().time() - self._started
             self._metrics.first_token.labels(self._route).observe(elapsed)
+        if isinstance(event, StepLimitReached):
+            self._end_reason = STEP_LIMIT_REASON
+            self._metrics.cancellations.labels(STEP_LIMIT_REASON).inc()
         if self.trace is None or self.reducer is None:
             return
         self.reducer.add(event)
         if isinstance(event, RunEnded):
-            self.trace.end(self.reducer.result())
+            self.trace.end(self.reducer.result(), reason=self._end_reason)
             if self._trace_return.wants_trace:
                 self._trace_return.trace = self.trace.as_returned()
 

@@ -10,7 +10,14 @@ from typing import Any
 from langchain_core.messages import BaseMessage, convert_to_messages
 
 from agent_service.errors import InvalidBody, ServiceError
-from agent_service.events import CustomOutputs, Event, MessageFinished, Usage
+from agent_service.events import (
+    STEP_LIMIT_REASON,
+    CustomOutputs,
+    Event,
+    MessageFinished,
+    StepLimitReached,
+    Usage,
+)
 from agent_service.protocols.base import RequestContext, TraceReturn
 from agent_service.run import RunOptions
 
@@ -109,10 +116,16 @@ class RunSummary:
     last_finish: str = "stop"
     usage: UsageTotals = field(default_factory=UsageTotals)
     custom_outputs: dict[str, Any] | None = None
+    # Why the answer is cut short when the model did not say (a step limit), for Responses'
+    # `incomplete_details.reason`; None: the model's own `length` (max_output_tokens).
+    cut_short: str | None = None
 
     def note(self, event: Event) -> None:
         if isinstance(event, MessageFinished):
             self.last_finish = event.finish_reason
+        elif isinstance(event, StepLimitReached):
+            self.last_finish = "length"
+            self.cut_short = STEP_LIMIT_REASON
         elif isinstance(event, Usage):
             self.usage.add(event)
         elif isinstance(event, CustomOutputs):

@@ -308,7 +308,8 @@ class ResponsesEventEncoder:
 
     def _completed(self) -> list[Frame]:
         if self._summary.last_finish == "length":
-            self.final = self._finished("incomplete", reason="max_output_tokens")
+            reason = self._summary.cut_short or "max_output_tokens"
+            self.final = self._finished("incomplete", reason=reason)
             return [self._terminal("response.incomplete")]
         self.final = self._finished("completed")
         return [self._terminal("response.completed")]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -172,8 +173,15 @@ def _usage(body: dict[str, Any], behaviour: Behaviour) -> dict[str, int]:
 
 
 def _tool_calls(behaviour: Behaviour) -> list[dict[str, Any]]:
+    # Unique per answer, as a real model's: a run that calls tools again and again must not
+    # see the same call id twice.
+    answer = uuid.uuid4().hex[:8]
     return [
-        {"id": f"call_fake_{i}", "type": "function", "function": {"name": name, "arguments": args}}
+        {
+            "id": f"call_fake_{answer}_{i}",
+            "type": "function",
+            "function": {"name": name, "arguments": args},
+        }
         for i, (name, args) in enumerate(behaviour.tool_calls)
     ]
 
