@@ -12,13 +12,22 @@ import httpx2
 import orjson
 
 from agent_service.models.offline import OFFLINE_NOTICE
-from tests.fakes.openai_server import FakeOpenAI
+from tests.fakes.openai_server import Behaviour, FakeOpenAI
 
 TRACE_ID_HEADER = "x-mlflow-trace-id"
 # The answer of the fake upstream (tests/fakes/openai_server.py) with its default behaviour.
 FAKE_ANSWER = "Hello from the fake model."
 # What the client's own tool says (CLIENT_TOOL_SCRIPT's model then answers "Sunny in Paris.").
 WEATHER_REPORT = "Sunny and 24 degrees in Paris."
+
+
+# The model endpoint fails after the role chunk and two tokens ("Hello from"): it drops the
+# connection, or ends the body cleanly with neither a finish_reason nor [DONE] (a proxy that
+# closed it). Either way the client must get those tokens, then an error with our message.
+MID_STREAM_FAILURES = {
+    "dropped": (Behaviour(drop_after_chunks=3), "The model endpoint failed"),
+    "cut-off": (Behaviour(cut_after_chunks=3), "answer was cut off before it finished"),
+}
 
 
 def offline_answer(said: str) -> str:

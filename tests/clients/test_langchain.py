@@ -32,6 +32,7 @@ from pytest_aiohttp import AiohttpServer
 from agent_service.models.offline import tokenize
 from tests.clients.cases import (
     FAKE_ANSWER,
+    MID_STREAM_FAILURES,
     TRACE_ID_HEADER,
     WEATHER_REPORT,
     Wire,
@@ -306,24 +307,26 @@ async def test_upstream_fails(
     assert "The model endpoint answered HTTP 500" in raised.value.message
 
 
+@pytest.mark.parametrize("failure", list(MID_STREAM_FAILURES))
 @pytest.mark.parametrize("kind", kinds())
 async def test_upstream_fails_mid_stream(
     aiohttp_server: AiohttpServer,
     connect: tuple[Connect, Wire],
     fake_openai: tuple[FakeOpenAI, TestServer],
     kind: str,
+    failure: str,
 ) -> None:
-    """The model endpoint drops the connection after two tokens: LangChain's user gets those
-    two tokens, then an exception with our message, never an answer that ends as if it were
-    complete."""
+    """The model endpoint fails after two tokens (drops the connection, or ends the body as if
+    complete): LangChain's user gets those two tokens, then an exception with our message,
+    never an answer that ends as if it were complete."""
     model, _ = connect
     fake, model_server = fake_openai
-    fake.behaviour = Behaviour(drop_after_chunks=3)  # the role chunk and two tokens
+    fake.behaviour, message = MID_STREAM_FAILURES[failure]
     server = await start_service(aiohttp_server, openai_env(model_server))
     pieces: list[str] = []
     with pytest.raises(openai.APIError) as raised:
         await read_text(model(server, kind).astream("Hi"), pieces)
-    assert "The model endpoint failed" in str(raised.value)
+    assert message in str(raised.value)
     assert "Connection error" not in str(raised.value), "no exception text reaches clients"
     assert "".join(pieces) == "Hello from"
 

@@ -29,7 +29,6 @@ from agents import (
     function_tool,
     set_tracing_disabled,
 )
-from agents.exceptions import ModelBehaviorError
 from agents.items import ToolCallItem, ToolCallOutputItem
 from aiohttp.test_utils import TestServer
 from openai.types.responses import ResponseFunctionToolCall, ResponseTextDeltaEvent
@@ -38,6 +37,7 @@ from pytest_aiohttp import AiohttpServer
 from agent_service.models.offline import tokenize
 from tests.clients.cases import (
     FAKE_ANSWER,
+    MID_STREAM_FAILURES,
     WEATHER_REPORT,
     Wire,
     offline_answer,
@@ -338,24 +338,27 @@ async def test_upstream_fails(
     assert "The model endpoint answered HTTP 500" in raised.value.message
 
 
+@pytest.mark.parametrize("failure", list(MID_STREAM_FAILURES))
 @pytest.mark.parametrize("kind", kinds())
 async def test_upstream_fails_mid_stream(
     aiohttp_server: AiohttpServer,
     connect: tuple[Connect, Wire],
     fake_openai: tuple[FakeOpenAI, TestServer],
     kind: str,
+    failure: str,
 ) -> None:
-    """The model endpoint drops the connection after two tokens: the SDK's user gets those two
-    tokens, then an exception with our message, never a run that ends as if the answer were
-    complete. (The SDK raises the OpenAI SDK's APIError for a Chat Completions stream's error
-    frame, its own ModelBehaviorError for a Responses stream's error event.)"""
+    """The model endpoint fails after two tokens (drops the connection, or ends the body as if
+    complete): the SDK's user gets those two tokens, then an exception with our message, never
+    a run that ends as if the answer were complete. (The OpenAI SDK under it raises APIError on
+    the error frame of a Chat Completions stream, and on the error event of a Responses stream
+    thanks to its nested `error` object.)"""
     model, _ = connect
     fake, model_server = fake_openai
-    fake.behaviour = Behaviour(drop_after_chunks=3)  # the role chunk and two tokens
+    fake.behaviour, message = MID_STREAM_FAILURES[failure]
     server = await start_service(aiohttp_server, openai_env(model_server))
     deltas: list[str] = []
-    with pytest.raises((openai.APIError, ModelBehaviorError)) as raised:
+    with pytest.raises(openai.APIError) as raised:
         await streamed_text(Runner.run_streamed(agent_for(model(server, kind)), "Hi"), deltas)
-    assert "The model endpoint failed" in str(raised.value)
+    assert message in str(raised.value)
     assert "Connection error" not in str(raised.value), "no exception text reaches clients"
     assert "".join(deltas) == "Hello from"
