@@ -48,6 +48,10 @@ RESPONSES = "responses"
 CHAT = "chat"
 MODES = ("invoke", "stream")
 
+WAITS_FOR_REASONING = (
+    "waits for reasoning on /v1/responses (issue 9, item 6): the model's reasoning_content is "
+    "dropped, so no reasoning reaches LangChain"
+)
 WAITS_FOR_MCP_CALL = (
     "waits for the agent's own tools as mcp_call items on /v1/responses (issue 9, item 2): "
     "langchain-openai turns a function_call output item into a tool call for the client"
@@ -271,6 +275,40 @@ async def test_trace_id(
     trace_id = answer.response_metadata["headers"][TRACE_ID_HEADER]
     trace = await server.trace(trace_id)
     assert trace.info.state == "OK"
+
+
+# --- reasoning --------------------------------------------------------------------------------
+
+
+def reasoning_of(answer: AIMessage | AIMessageChunk) -> str:
+    """The reasoning in an answer, as LangChain's standard content blocks show it. (LangChain
+    reads a reasoning item's summary, and streamed `response.reasoning_summary_*` events; it
+    passes a reasoning item's `content` on untouched and ignores `response.reasoning_text.*`
+    events: a server that sends reasoning only as content shows LangChain users none.)"""
+    blocks = answer.content_blocks
+    return "".join(
+        str(block.get("reasoning", "")) for block in blocks if block["type"] == "reasoning"
+    )
+
+
+@pytest.mark.xfail(strict=True, reason=WAITS_FOR_REASONING)
+@pytest.mark.parametrize("mode", MODES)
+async def test_reasoning_reaches_langchain_and_goes_back(
+    connect: tuple[Connect, Wire], upstream_server: tuple[FakeOpenAI, Live], mode: str
+) -> None:
+    """On Responses, a reasoning model's reasoning comes to LangChain as reasoning content,
+    and the answer holding it can be sent back in the next turn."""
+    model, _ = connect
+    fake, server = upstream_server
+    fake.behaviour = Behaviour(reasoning=("Two words", " suffice."))
+    chat = model(server, RESPONSES)
+    history: list[BaseMessage] = [HumanMessage("Hi")]
+    first = await ask(chat, mode, history)
+    assert first.text == FAKE_ANSWER
+    assert reasoning_of(first) == "Two words suffice."
+    history += [first, HumanMessage("Again?")]
+    second = await ask(chat, mode, history)
+    assert second.text == FAKE_ANSWER
 
 
 # --- failures ---------------------------------------------------------------------------------

@@ -29,7 +29,7 @@ from agents import (
     function_tool,
     set_tracing_disabled,
 )
-from agents.items import ToolCallItem, ToolCallOutputItem
+from agents.items import ReasoningItem, ToolCallItem, ToolCallOutputItem
 from aiohttp.test_utils import TestServer
 from openai.types.responses import ResponseFunctionToolCall, ResponseTextDeltaEvent
 from pytest_aiohttp import AiohttpServer
@@ -55,6 +55,10 @@ RESPONSES = "responses"
 CHAT = "chat"
 MODES = ("run", "streamed")
 
+WAITS_FOR_REASONING = (
+    "waits for reasoning on /v1/responses (issue 9, item 6): the model's reasoning_content is "
+    "dropped, so no reasoning item reaches the SDK"
+)
 WAITS_FOR_MCP_CALL = (
     "waits for the agent's own tools as mcp_call items on /v1/responses (issue 9, item 2): the "
     "SDK takes a function_call output item for a call it must run, and raises "
@@ -301,6 +305,36 @@ async def test_multi_turn_by_previous_response_id_with_a_client_tool(
     assert said_to_model(fake)[4] == ("tool", WEATHER_REPORT)
     sent_inputs = [body["input"] for body in wire.sent]
     assert all(len(items) == 1 for items in sent_inputs), "the SDK sent only what is new"
+
+
+# --- reasoning --------------------------------------------------------------------------------
+
+
+def reasoning_text(item: ReasoningItem) -> str:
+    """The reasoning an item carries, as its text (Open Responses) or its summary (OpenAI)."""
+    raw = item.raw_item
+    parts = raw.content or raw.summary
+    return "".join(part.text for part in parts)
+
+
+@pytest.mark.xfail(strict=True, reason=WAITS_FOR_REASONING)
+@pytest.mark.parametrize("mode", MODES)
+async def test_reasoning_reaches_the_sdk_and_goes_back(
+    connect: tuple[Connect, Wire], upstream_server: tuple[FakeOpenAI, Live], mode: str
+) -> None:
+    """A reasoning model's reasoning comes to the SDK as a reasoning item, and the SDK can send
+    it back in the next turn's input."""
+    model, _ = connect
+    fake, server = upstream_server
+    fake.behaviour = Behaviour(reasoning=("Two words", " suffice."))
+    agent = agent_for(model(server, RESPONSES))
+    first = await run(agent, mode, "Hi")
+    assert first.final_output == FAKE_ANSWER
+    [item] = [item for item in first.new_items if isinstance(item, ReasoningItem)]
+    assert reasoning_text(item) == "Two words suffice."
+    history = [*first.to_input_list(), {"role": "user", "content": "Again?"}]
+    second = await run(agent, mode, history)
+    assert second.final_output == FAKE_ANSWER
 
 
 # --- failures ---------------------------------------------------------------------------------
