@@ -57,8 +57,9 @@ async def test_a_prebuilt_react_agent_with_its_own_tools(make_service: ServiceFa
     assert result["role"] == "tool"
     assert result["content"] == "42"
     assert final["content"] == "It is 42."
+    # /v1/responses shows the agent's own call as an mcp_call item, already run.
     kinds = [item["type"] for item in answers.responses["output"]]
-    assert kinds == ["message", "function_call", "function_call_output", "message"]
+    assert kinds == ["message", "mcp_call", "message"]
     # The model's tokens were streamed as they came, not sent whole at the end.
     assert answers.response_events.count("response.output_text.delta") > 4
 
@@ -203,5 +204,6 @@ async def test_a_langchain_create_agent_graph(make_service: ServiceFactory) -> N
     client = await make_service(INVOCATIONS_TASK, agent=graph)
     answers = await ask_three_ways(client, "What is 6 times 7?")
     assert answers.chat["choices"][0]["message"]["content"] == "Let me multiply.\n\nIt is 42."
+    # /v1/responses shows the agent's own call as an mcp_call item, already run.
     kinds = [item["type"] for item in answers.responses["output"]]
-    assert kinds == ["message", "function_call", "function_call_output", "message"]
+    assert kinds == ["message", "mcp_call", "message"]

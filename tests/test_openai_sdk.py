@@ -151,11 +151,9 @@ async def test_responses_create(aiohttp_server: AiohttpServer) -> None:
     async with sdk:
         response = await sdk.responses.create(model="agent", input="What is 2**10?")
     assert response.status == "completed"
-    assert [item.type for item in response.output] == [
-        "function_call",
-        "function_call_output",
-        "message",
-    ]
+    # The agent's own call, already run by the server: an mcp_call item, never a
+    # function_call (which the SDK's users would take as theirs to run).
+    assert [item.type for item in response.output] == ["mcp_call", "message"]
     assert response.output_text == "It is 1024."
     assert response.usage is not None
     assert response.usage.total_tokens > 0
@@ -184,8 +182,9 @@ async def test_responses_stream_helper(aiohttp_server: AiohttpServer) -> None:
     assert "".join(deltas) == "It is 1024."
     assert final.output_text == "It is 1024."
     call = final.output[0]
-    assert call.type == "function_call"
+    assert call.type == "mcp_call"
     assert call.name == "calculator"
+    assert call.output == "1024"
 
 
 async def test_responses_client_tool_call_with_the_sdk(aiohttp_server: AiohttpServer) -> None:

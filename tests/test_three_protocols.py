@@ -248,10 +248,11 @@ async def test_responses_full_event_sequence_for_text(scripted: StartScripted) -
     assert usage["total_tokens"] == usage["input_tokens"] + usage["output_tokens"]
 
 
-@pytest.mark.parametrize("path", ["/invocations", "/v1/responses", "/responses"])
-async def test_responses_agent_tools_appear_as_items(scripted: StartScripted, path: str) -> None:
+async def test_responses_agent_tools_on_invocations_follow_mlflow(scripted: StartScripted) -> None:
+    """/invocations keeps MLflow's ResponsesAgent convention: the agent's own tool calls as
+    function_call + function_call_output items (what the Databricks AI SDK provider reads)."""
     client = await scripted("agent/v1/responses", AGENT_TOOL)
-    answer = await responses_both(client, {"input": QUESTION}, path)
+    answer = await responses_both(client, {"input": QUESTION}, "/invocations")
     kinds = [item["type"] for item in answer["output"]]
     assert kinds == ["message", "function_call", "function_call_output", "message"]
     _, call, output, final = answer["output"]
@@ -261,6 +262,57 @@ async def test_responses_agent_tools_appear_as_items(scripted: StartScripted, pa
     assert output["output"] == "42"
     assert final["content"][0]["text"] == "It is 42."
     assert len({item["id"] for item in answer["output"]}) == 4
+
+
+@pytest.mark.parametrize("path", ["/v1/responses", "/responses"])
+async def test_responses_agent_tools_on_openai_routes_are_mcp_calls(
+    scripted: StartScripted, path: str
+) -> None:
+    """On the OpenAI routes a function_call item is always the client's to run: the agent's
+    own calls are mcp_call items, already run, with their output, and their own events."""
+    client = await scripted("agent/v1/responses", AGENT_TOOL)
+    answer = await responses_both(client, {"input": QUESTION}, path)
+    assert [item["type"] for item in answer["output"]] == ["message", "mcp_call", "message"]
+    call = answer["output"][1]
+    assert (call["name"], call["server_label"], call["status"]) == (
+        "calculator",
+        "agent-service",
+        "completed",
+    )
+    assert orjson.loads(call["arguments"]) == {"expression": "6*7"}
+    assert call["output"] == "42"
+    assert answer["output"][2]["content"][0]["text"] == "It is 42."
+    events = named_frames(await stream(client, path, {"input": QUESTION}))
+    [streamed] = [
+        e["item"]
+        for e in events
+        if e["type"] == "response.output_item.done" and e["item"]["type"] == "mcp_call"
+    ]
+    about_call = [
+        e["type"]
+        for e in events
+        if streamed["id"] in (e.get("item_id"), (e.get("item") or {}).get("id"))
+    ]
+    assert [kind for kind in about_call if kind != "response.mcp_call_arguments.delta"] == [
+        "response.output_item.added",
+        "response.mcp_call.in_progress",
+        "response.mcp_call_arguments.done",
+        "response.mcp_call.completed",
+        "response.output_item.done",
+    ]
+    assert not any("function_call" in e["type"] for e in events)
+
+
+async def test_responses_mcp_call_history_is_accepted(scripted: StartScripted) -> None:
+    """A client sends our mcp_call item back with the next turn: the model sees the call and
+    its result, as it did then."""
+    client = await scripted("agent/v1/responses", AGENT_TOOL)
+    first = await responses_both(client, {"input": QUESTION}, "/v1/responses")
+    history = [{"role": "user", "content": QUESTION}, *first["output"]]
+    follow_up = {"input": [*history, {"role": "user", "content": "Thanks"}], "store": False}
+    response = await client.post("/v1/responses", json=follow_up)
+    assert response.status == 200, await response.text()
+    check_response(await response.json())
 
 
 async def test_responses_client_tool_round_trip(scripted: StartScripted) -> None:

@@ -13,6 +13,7 @@ from agent_service.events import Event
 from agent_service.http.answer import answer, json_response
 from agent_service.http.middlewares import route_label
 from agent_service.http.observer import RunObserver
+from agent_service.http.routes import INVOCATIONS
 from agent_service.http.turns import TurnPlan, end_turn, plan_turn, recorder_for, remembering
 from agent_service.keys import (
     AGENT,
@@ -66,6 +67,7 @@ async def _answer(request: web.Request, plan: TurnPlan) -> web.StreamResponse:
         user_token=request.get(USER_TOKEN),
         headers=request.headers,
         thread=plan.thread,
+        openai_route=request.path != INVOCATIONS,
     )
     exchange = await _prepared(endpoint.task, body, context, request[BODY_BYTES])
     observer = RunObserver(

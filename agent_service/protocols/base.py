@@ -53,6 +53,8 @@ class RequestContext:
     headers: Mapping[str, str] = field(default_factory=dict, repr=False)
     # The conversation memory the run joins (None: stateless).
     thread: ThreadRef | None = None
+    # The request came on an OpenAI-compatible route (/v1/...), not /invocations.
+    openai_route: bool = False
 
     def wire_request(self, task: str, body: Mapping[str, Any]) -> WireRequest:
         return WireRequest(task, body, self.headers)

@@ -73,6 +73,10 @@ class ResponsesTask:
     name: TaskName = "agent/v1/responses"
 
     def exchange(self, body: Mapping[str, Any], context: RequestContext) -> ResponsesExchange:
+        """On the OpenAI routes the agent's own tool calls are `mcp_call` items: OpenAI's
+        item for a tool the server ran (a `function_call` item is always the client's to
+        run, and `function_call_output` is no output item there). /invocations keeps
+        MLflow's ResponsesAgent convention: `function_call` + `function_call_output`."""
         tools = chat_tools(body.get("tools"))
         tool_params: dict[str, Any] = {}
         if tools and body.get("tool_choice") is not None:
@@ -106,6 +110,8 @@ class ResponsesTask:
             model=str(body.get("model") or context.agent_name),
             echoed=echoed,
             trace_return=context.trace_return,
+            server_tools_as_mcp=context.openai_route,
+            server_label=context.agent_name,
         )
 
 
@@ -123,6 +129,9 @@ class ResponsesExchange:
     model: str
     echoed: Mapping[str, Any]
     trace_return: TraceReturn
+    # The agent's own tool calls as `mcp_call` items (the OpenAI routes), labelled so.
+    server_tools_as_mcp: bool = False
+    server_label: str = "agent"
 
     def encoder(self) -> ResponsesEventEncoder:
         return ResponsesEventEncoder(self)
@@ -147,7 +156,7 @@ class ResponsesEventEncoder:
         self._sequence = 0
         self._output: list[dict[str, Any]] = []
         self._text: _OpenText | None = None
-        # Function call items by call id, with their output index.
+        # Function call and mcp_call items by call id, with their output index.
         self._calls: dict[str, tuple[dict[str, Any], int]] = {}
         self._summary = RunSummary()
         self._started = False
@@ -164,12 +173,10 @@ class ResponsesEventEncoder:
         elif isinstance(event, ToolCallArgumentsDelta):
             item, index = self._calls[event.call_id]
             item["arguments"] += event.delta
+            kind = _ARGUMENTS_EVENTS[item["type"]]
             frames.append(
                 self._event(
-                    "response.function_call_arguments.delta",
-                    item_id=item["id"],
-                    output_index=index,
-                    delta=event.delta,
+                    f"{kind}.delta", item_id=item["id"], output_index=index, delta=event.delta
                 )
             )
         elif isinstance(event, ToolCallFinished):
@@ -180,6 +187,7 @@ class ResponsesEventEncoder:
             frames.extend(self._tool_result(event))
         elif isinstance(event, RunEnded):
             frames.extend(self._close_text())
+            frames.extend(self._close_unanswered_calls())
             frames.extend(self._completed())
         elif isinstance(event, RunFailed):
             frames.extend(self._failed(event.error))
@@ -250,6 +258,10 @@ class ResponsesEventEncoder:
         ]
 
     def _call_started(self, event: ToolCallStarted) -> list[Frame]:
+        if self._mcp(event.client):
+            return self._mcp_started(
+                f"mcp_{event.message_id}_{event.index}", event.call_id, event.name
+            )
         item = {
             "id": f"fc_{event.message_id}_{event.index}",
             "type": "function_call",
@@ -263,9 +275,41 @@ class ResponsesEventEncoder:
         self._calls[event.call_id] = (item, index)
         return [self._event("response.output_item.added", output_index=index, item=_copy(item))]
 
+    def _mcp(self, client: bool) -> bool:
+        return self._exchange.server_tools_as_mcp and not client
+
+    def _mcp_started(self, item_id: str, call_id: str, name: str) -> list[Frame]:
+        item = {
+            "id": item_id,
+            "type": "mcp_call",
+            "server_label": self._exchange.server_label,
+            "name": name,
+            "arguments": "",
+            "output": None,
+            "error": None,
+            "status": "in_progress",
+        }
+        index = len(self._output)
+        self._output.append(item)
+        self._calls[call_id] = (item, index)
+        return [
+            self._event("response.output_item.added", output_index=index, item=_copy(item)),
+            self._event("response.mcp_call.in_progress", item_id=item_id, output_index=index),
+        ]
+
     def _call_finished(self, event: ToolCallFinished) -> list[Frame]:
         item, index = self._calls[event.call_id]
         item["arguments"] = event.arguments
+        if item["type"] == "mcp_call":
+            # The call is made now; the item is done when the tool's result is in.
+            return [
+                self._event(
+                    "response.mcp_call_arguments.done",
+                    item_id=item["id"],
+                    output_index=index,
+                    arguments=event.arguments,
+                )
+            ]
         item["status"] = "completed"
         return [
             self._event(
@@ -279,6 +323,8 @@ class ResponsesEventEncoder:
         ]
 
     def _tool_result(self, event: ToolResult) -> list[Frame]:
+        if self._exchange.server_tools_as_mcp:
+            return self._mcp_result(event)
         item = {
             "id": f"fco_{event.message_id}",
             "type": "function_call_output",
@@ -292,6 +338,32 @@ class ResponsesEventEncoder:
             self._event("response.output_item.added", output_index=index, item=_copy(item)),
             self._event("response.output_item.done", output_index=index, item=_copy(item)),
         ]
+
+    def _mcp_result(self, event: ToolResult) -> list[Frame]:
+        frames: list[Frame] = []
+        if event.call_id not in self._calls:
+            # A result whose call was never shown (an agent that reports only results).
+            frames.extend(self._mcp_started(f"mcp_{event.message_id}", event.call_id, event.name))
+        item, index = self._calls[event.call_id]
+        item["output"] = event.output
+        item["status"] = "completed"
+        return [
+            *frames,
+            self._event("response.mcp_call.completed", item_id=item["id"], output_index=index),
+            self._event("response.output_item.done", output_index=index, item=_copy(item)),
+        ]
+
+    def _close_unanswered_calls(self) -> list[Frame]:
+        """Agent tool calls the run never ran (it stopped for a client tool called next to
+        them): done, as incomplete, so every item added is done."""
+        frames: list[Frame] = []
+        for item, index in self._calls.values():
+            if item["type"] == "mcp_call" and item["status"] == "in_progress":
+                item["status"] = "incomplete"
+                frames.append(
+                    self._event("response.output_item.done", output_index=index, item=_copy(item))
+                )
+        return frames
 
     # --- the response ------------------------------------------------------------------
 
@@ -387,6 +459,12 @@ class ResponsesEventEncoder:
         payload = {"type": kind, "sequence_number": self._sequence, **fields}
         self._sequence += 1
         return Frame(payload, event=kind)
+
+
+_ARGUMENTS_EVENTS = {
+    "function_call": "response.function_call_arguments",
+    "mcp_call": "response.mcp_call_arguments",
+}
 
 
 class ResponsesReducer:

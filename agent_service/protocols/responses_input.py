@@ -23,8 +23,11 @@ from langchain_core.messages import (
 from agent_service.errors import InvalidBody
 from agent_service.run import INSTRUCTIONS_MESSAGE_ID
 
-# Item types that carry nothing the model needs again (the agent keeps no reasoning state).
-_SKIPPED_ITEMS = frozenset({"reasoning"})
+# Item types that carry nothing the model needs again (the agent keeps no reasoning state;
+# tool listings and approvals of hosted MCP servers are not ours).
+_SKIPPED_ITEMS = frozenset(
+    {"reasoning", "mcp_list_tools", "mcp_approval_request", "mcp_approval_response"}
+)
 
 
 def messages_from_input(body: Mapping[str, Any]) -> list[BaseMessage]:
@@ -54,6 +57,17 @@ def messages_from_input(body: Mapping[str, Any]) -> list[BaseMessage]:
                     tool_call_id=item["call_id"],
                     name=call_names.get(item["call_id"]),
                 )
+            )
+        elif kind == "mcp_call":
+            # A tool the agent ran in an earlier turn (our answers on the OpenAI routes), sent
+            # back as history: the model sees the call and its result, as it did then.
+            call_id = str(item.get("id") or "")
+            _append_call(messages, {**item, "call_id": call_id}, path)
+            output = item.get("output")
+            if output is None:
+                output = item.get("error") or ""
+            messages.append(
+                ToolMessage(content=str(output), tool_call_id=call_id, name=item["name"])
             )
         elif kind == "item_reference":
             # The state store replaces references by the items before the protocol runs;
