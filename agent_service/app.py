@@ -20,6 +20,7 @@ from agent_service.agents.graph_runner import GraphAgent
 from agent_service.agents.loader import import_target, load_agent, native_task
 from agent_service.http import views
 from agent_service.http.admission import RequestGate, admission_middleware
+from agent_service.http.client_log import server_logger
 from agent_service.http.middlewares import (
     add_id_headers,
     error_middleware,
@@ -85,6 +86,10 @@ async def create_app(
             # Idle keep-alive connections, and connections slow to send a request head, are
             # closed after this (overrides gunicorn's `keepalive`, which says the same).
             "keepalive_timeout": settings.idle_timeout_s,
+            # aiohttp's own errors (requests it cannot parse) on its logger, with the filter
+            # that logs a client's malformed request as the client's fault. Under gunicorn
+            # the worker would pass gunicorn's logger, which has no such filter.
+            "logger": server_logger(),
             # Request bodies are taken as sent: inflating gzip on the event loop is unbounded
             # work (validation refuses a Content-Encoding with 415).
             "auto_decompress": False,

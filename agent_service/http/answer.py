@@ -33,7 +33,8 @@ from agent_service import errors
 from agent_service.agents.base import Agent
 from agent_service.events import Event, RunEnded, RunFailed
 from agent_service.http.admission import RequestGate, RunScope
-from agent_service.http.middlewares import CLIENT_CLOSED, log_error
+from agent_service.http.client_log import CLIENT_CLOSED
+from agent_service.http.middlewares import log_error
 from agent_service.http.observer import RunObserver
 from agent_service.http.sse import ClientGone, EventStream
 from agent_service.jsonio import dumps, encodable

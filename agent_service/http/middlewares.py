@@ -15,6 +15,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from agent_service import errors
+from agent_service.http.client_log import CLIENT_CLOSED, note_disconnect
 from agent_service.http.validation import too_large
 from agent_service.keys import METRICS, REQUEST_ID, STARTED, STARTED_RESPONSE, TRACE_ID
 from agent_service.observability.logs import current_request_id
@@ -154,10 +155,6 @@ async def add_id_headers(request: web.Request, response: web.StreamResponse) -> 
         response.headers[TRACE_ID_HEADER] = trace_id
 
 
-# nginx's convention for "the client closed the connection before the answer".
-CLIENT_CLOSED = 499
-
-
 def route_label(request: web.Request) -> str:
     """The route's template, not the raw path: unknown paths must not explode label counts."""
     resource = request.match_info.route.resource
@@ -173,6 +170,10 @@ async def metrics_middleware(request: web.Request, handler: Handler) -> web.Stre
     status = CLIENT_CLOSED
     try:
         response = await handler(request)
+    except asyncio.CancelledError:
+        note_disconnect(request, loop.time() - started)
+        raise
+    else:
         status = response.status
         return response
     finally:

@@ -1,11 +1,14 @@
 """Logging: every line carries the request id of the request it belongs to ("-" outside one),
-and no line carries a credential: bearer tokens and the shapes of Databricks and OpenAI keys
-are masked whatever logged them (our code never logs them; a library's message might)."""
+no line carries a credential (bearer tokens and the shapes of Databricks and OpenAI keys are
+masked whatever logged them), and no client can forge a line: control characters in a
+message (a newline in a JSON key a client chose, an escape sequence in a header) are written
+escaped, so one record is one line. Tracebacks, which are ours, keep their lines."""
 
 from __future__ import annotations
 
 import contextvars
 import logging
+import re
 from typing import Any
 
 from agent_service.observability.redaction import redact
@@ -28,8 +31,23 @@ class RequestIdFilter(logging.Filter):
         return True
 
 
+# C0 controls but tab, DEL, C1's NEL and Unicode's line and paragraph separators: whatever a
+# terminal or a log shipper could take for the end of a line or a command.
+_CONTROL = re.compile("[\x00-\x08\x0a-\x1f\x7f\x85\u2028\u2029]")
+
+
+def escape_controls(text: str) -> str:
+    """`text` with every control character written as its escape (`\\n`, `\\x1b`)."""
+    return _CONTROL.sub(lambda found: found.group().encode("unicode_escape").decode(), text)
+
+
 class RedactingFormatter(logging.Formatter):
-    """Masks credentials in the whole formatted line, tracebacks included."""
+    """Masks credentials in the whole formatted line, tracebacks included, and escapes
+    control characters in the message."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        record.message = escape_controls(record.message)
+        return super().formatMessage(record)
 
     def format(self, record: logging.LogRecord) -> str:
         return redact(super().format(record))
