@@ -20,6 +20,7 @@ from agent_service.agents.graph_runner import GraphAgent
 from agent_service.agents.loader import import_target, load_agent, native_task
 from agent_service.http import views
 from agent_service.http.admission import RequestGate, admission_middleware
+from agent_service.http.background import BackgroundRuns, watch_runs
 from agent_service.http.client_log import server_logger
 from agent_service.http.middlewares import (
     add_id_headers,
@@ -41,6 +42,7 @@ from agent_service.keys import (
     GATE,
     METRICS,
     OPENAPI,
+    RUNS,
     SCHEMAS,
     SETTINGS,
     STATE,
@@ -120,6 +122,8 @@ async def create_app(
     app.cleanup_ctx.append(_loop_lag_context)
     app.cleanup_ctx.append(_tracing_context)
     setup_state(app)
+    app[RUNS] = BackgroundRuns()
+    app.cleanup_ctx.append(watch_runs)
     setup_stored_routes(app)
     app.cleanup_ctx.append(_agent_context(target))
     return app

@@ -15,6 +15,8 @@
     ├── Overloaded                    503 server_error       (Retry-After)
     ├── ServerShuttingDown            503 server_error       (draining after SIGTERM)
     ├── DeadlineExceeded              504 server_error       (REQUEST_DEADLINE_SECONDS)
+    ├── RunCancelled                  (in-band only)         (a background run cancelled)
+    ├── TooManyRuns                   429 rate_limit_error   (BACKGROUND_RUNS_PER_WORKER)
     ├── (agent_http_error)            4xx/5xx                (the agent's own code chose it)
     └── UpstreamError                 502 server_error       (the model endpoint failed)
         ├── UpstreamAuthError         502                    (it refused our credentials)
@@ -145,8 +147,25 @@ class DeadlineExceeded(ServiceError):
     default_message = "The agent did not finish within the request deadline."
 
 
+class RunCancelled(ServiceError):
+    """A background run stopped by `POST /v1/responses/{id}/cancel`: never an HTTP status of
+    its own, only the run's ending (status `cancelled`)."""
+
+    status = 409
+    error_type = "invalid_request_error"
+    default_code = "response_cancelled"
+    default_message = "The response was cancelled."
+
+
+class TooManyRuns(ServiceError):
+    status = 429
+    error_type = "rate_limit_error"
+    default_code = "too_many_background_runs"
+    default_message = "This worker holds its limit of background runs; retry shortly."
+
+
 # Errors with which the server itself stopped a run (not a failure of the agent or the model).
-RUN_STOPPED = (DeadlineExceeded, ServerShuttingDown)
+RUN_STOPPED = (DeadlineExceeded, ServerShuttingDown, RunCancelled)
 
 
 class UpstreamError(ServiceError):

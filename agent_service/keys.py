@@ -12,6 +12,7 @@ from aiohttp import web
 
 if TYPE_CHECKING:
     from agent_service.http.admission import RequestGate
+    from agent_service.http.background import BackgroundRuns
     from agent_service.http.routes import Endpoint
     from agent_service.http.state import StateRuntime
     from agent_service.http.ui_assets import UiAssets
@@ -33,6 +34,8 @@ METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
 UI_ASSETS: web.AppKey[UiAssets] = web.AppKey("ui_assets")
 # The state store (stored responses, conversations, the agent's memory), once opened.
 STATE: web.AppKey[StateRuntime] = web.AppKey("state")
+# This worker's background runs (`background: true`).
+RUNS: web.AppKey[BackgroundRuns] = web.AppKey("runs")
 
 REQUEST_ID: web.RequestKey[str] = web.RequestKey("request_id")
 # The event loop's clock when the request arrived (latency, time to first token).

@@ -168,6 +168,22 @@ class Settings:
     state_pool_size: int = 10
     # How long start-up waits for the store before the worker gives up.
     state_connect_timeout_s: float = 30.0
+    # Stored stream events are deleted this long after they were written (a stream can no
+    # longer be resumed; the response itself stays for STATE_RETENTION_DAYS); 0 = with it.
+    state_event_retention_s: float = 0.0
+
+    # --- background runs (`background: true`, agent_service/http/background.py) ---
+    # A background run is stopped (failed, deadline_exceeded) after this long: longer than
+    # any request deadline, since the point of a background run is to outlive requests.
+    background_deadline_s: float = 3600.0
+    # Background runs one worker holds at once; more are refused with 429.
+    background_runs_per_worker: int = 100
+    # Each worker records that its runs are alive this often; a run whose worker has not
+    # done so for `background_stale_s` is ended `failed` (its worker died).
+    background_heartbeat_s: float = 2.0
+    background_stale_s: float = 15.0
+    # A stream of a run on another worker or instance reads the store this often.
+    background_poll_s: float = 0.25
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -282,6 +298,24 @@ class Settings:
             state_pool_size=reader.integer("STATE_POOL_SIZE", defaults.state_pool_size, low=1),
             state_connect_timeout_s=reader.number(
                 "STATE_CONNECT_TIMEOUT_SECONDS", defaults.state_connect_timeout_s, low=0.1
+            ),
+            state_event_retention_s=reader.number(
+                "STATE_EVENT_RETENTION_SECONDS", defaults.state_event_retention_s, low=0.0
+            ),
+            background_deadline_s=reader.number(
+                "BACKGROUND_DEADLINE_SECONDS", defaults.background_deadline_s, low=0.0
+            ),
+            background_runs_per_worker=reader.integer(
+                "BACKGROUND_RUNS_PER_WORKER", defaults.background_runs_per_worker, low=1
+            ),
+            background_heartbeat_s=reader.number(
+                "BACKGROUND_HEARTBEAT_SECONDS", defaults.background_heartbeat_s, low=0.05
+            ),
+            background_stale_s=reader.number(
+                "BACKGROUND_STALE_SECONDS", defaults.background_stale_s, low=0.1
+            ),
+            background_poll_s=reader.number(
+                "BACKGROUND_POLL_SECONDS", defaults.background_poll_s, low=0.01
             ),
         )
         settings.check()

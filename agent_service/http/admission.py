@@ -23,7 +23,13 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from agent_service import errors
-from agent_service.errors import DeadlineExceeded, Overloaded, ServerShuttingDown, ServiceError
+from agent_service.errors import (
+    DeadlineExceeded,
+    Overloaded,
+    RunCancelled,
+    ServerShuttingDown,
+    ServiceError,
+)
 from agent_service.keys import ENDPOINTS, GATE, METRICS
 from agent_service.settings import STOP_FAREWELL_S
 
@@ -36,13 +42,21 @@ class RunScope:
 
     timeout: asyncio.Timeout
     shutting_down: bool = False
+    cancelled: bool = False
 
     def stop(self) -> None:
         self.shutting_down = True
         self.timeout.reschedule(asyncio.get_running_loop().time())
 
+    def cancel(self) -> None:
+        """A background run's cancel: the run ends `cancelled`, by the same path."""
+        self.cancelled = True
+        self.timeout.reschedule(asyncio.get_running_loop().time())
+
     def error(self) -> ServiceError:
         """What the client is told when this scope ended the run."""
+        if self.cancelled:
+            return RunCancelled()
         return ServerShuttingDown() if self.shutting_down else DeadlineExceeded()
 
 
@@ -54,6 +68,8 @@ class RequestGate:
     draining: bool = False
     _scopes: set[RunScope] = field(default_factory=set)
     _idle: asyncio.Event = field(default_factory=asyncio.Event)
+    # Background runs of this worker: a drain waits for them as for requests.
+    background: set[asyncio.Task[None]] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         self._idle.set()
@@ -75,11 +91,17 @@ class RequestGate:
         if self.in_flight == 0:
             self._idle.set()
 
+    def hold(self, task: asyncio.Task[None]) -> None:
+        """Count a background run until it ends."""
+        self.background.add(task)
+        task.add_done_callback(self.background.discard)
+
     @contextlib.asynccontextmanager
-    async def run_scope(self) -> AsyncIterator[RunScope]:
-        """The scope a run executes in. Leaving it by its deadline raises `TimeoutError`;
-        the caller asks the scope which error that means."""
-        async with asyncio.timeout(self.deadline_s or None) as timeout:
+    async def run_scope(self, deadline_s: float | None = None) -> AsyncIterator[RunScope]:
+        """The scope a run executes in. Leaving it by its deadline (the gate's, unless
+        given) raises `TimeoutError`; the caller asks the scope which error that means."""
+        limit = self.deadline_s if deadline_s is None else deadline_s
+        async with asyncio.timeout(limit or None) as timeout:
             scope = RunScope(timeout)
             if self.draining:
                 scope.stop()
@@ -90,24 +112,38 @@ class RequestGate:
                 self._scopes.discard(scope)
 
     async def drain(self, drain_s: float) -> None:
-        """Stop admitting, let in-flight requests finish, then stop those still running."""
+        """Stop admitting, let in-flight requests and background runs finish, then stop
+        those still running (a background run then ends `failed`, server_shutting_down:
+        no other worker can continue it)."""
         self.draining = True
-        if self.in_flight:
-            log.info("Draining %d in-flight request(s) for up to %ss", self.in_flight, drain_s)
+        if self.in_flight or self.background:
+            log.info(
+                "Draining %d in-flight request(s) and %d background run(s) for up to %ss",
+                self.in_flight,
+                len(self.background),
+                drain_s,
+            )
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(drain_s):
-                await self._idle.wait()
-        if self.in_flight:
+                await self._all_done()
+        if self.in_flight or self.background:
             log.warning(
-                "%d request(s) still running after %ss: ending them with server_shutting_down",
+                "%d request(s) and %d background run(s) still running after %ss: ending them"
+                " with server_shutting_down",
                 self.in_flight,
+                len(self.background),
                 drain_s,
             )
             for scope in list(self._scopes):
                 scope.stop()
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(STOP_FAREWELL_S):
-                    await self._idle.wait()
+                    await self._all_done()
+
+    async def _all_done(self) -> None:
+        await self._idle.wait()
+        if self.background:
+            await asyncio.wait(set(self.background))
 
 
 @web.middleware

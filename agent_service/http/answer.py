@@ -102,14 +102,23 @@ class AnswerSink(Protocol):
 
 
 async def deliver(
-    events: AsyncIterator[Event], sink: AnswerSink, observer: RunObserver, gate: RequestGate
+    events: AsyncIterator[Event],
+    sink: AnswerSink,
+    observer: RunObserver,
+    gate: RequestGate,
+    *,
+    deadline_s: float | None = None,
+    scoped: Callable[[RunScope], None] | None = None,
 ) -> web.StreamResponse:
-    """The loop: events → observer and sink, inside the run's scope; every ending once."""
+    """The loop: events → observer and sink, inside the run's scope; every ending once.
+    `deadline_s` replaces the request deadline; `scoped` is handed the scope (to cancel)."""
     scope: RunScope | None = None
     try:
         try:
             with observer.activated():
-                async with gate.run_scope() as scope:
+                async with gate.run_scope(deadline_s) as scope:
+                    if scoped is not None:
+                        scoped(scope)
                     async for event in events:
                         await observer.observe(event)
                         await sink.take(event)

@@ -79,6 +79,7 @@ async def _state_context(app: web.Application) -> AsyncIterator[None]:
         retention_s=settings.state_retention_days * 86400.0,
         pool_size=settings.state_pool_size,
         connect_timeout_s=settings.state_connect_timeout_s,
+        event_retention_s=settings.state_event_retention_s,
         databricks=settings.databricks,
     )
     try:

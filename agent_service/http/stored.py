@@ -5,6 +5,7 @@ not found (404), never shown.
     GET    /v1/responses/{id}                       the response; with stream=true, its
                                                     stream again (after starting_after, or
                                                     the Last-Event-ID header)
+    POST   /v1/responses/{id}/cancel                stops a background run (http/background.py)
     DELETE /v1/responses/{id}                       deletes it (and the agent's memory of
                                                     it, once no response uses that any more)
     GET    /v1/responses/{id}/input_items           its input items, paged
@@ -26,11 +27,12 @@ from typing import Any
 from aiohttp import web
 
 from agent_service import errors
+from agent_service.http.background import cancel_response, follow, reap
 from agent_service.http.sse import NAMED_EVENTS, SSE_HEADERS
 from agent_service.http.state import caller
 from agent_service.http.validation import read_valid_body
 from agent_service.jsonio import dumps
-from agent_service.keys import STATE
+from agent_service.keys import RUNS, SETTINGS, STATE
 from agent_service.protocols.base import Frame
 from agent_service.state.events import StoredEvent
 from agent_service.state.paging import DEFAULT_PAGE, MAX_PAGE
@@ -45,6 +47,7 @@ def setup_stored_routes(app: web.Application) -> None:
         app.router.add_get(prefix + "/{response_id}", get_response)
         app.router.add_delete(prefix + "/{response_id}", delete_response)
         app.router.add_get(prefix + "/{response_id}/input_items", response_input_items)
+        app.router.add_post(prefix + "/{response_id}/cancel", cancel_response)
     app.router.add_post("/v1/conversations", create_conversation)
     app.router.add_get("/v1/conversations/{conversation_id}", get_conversation)
     app.router.add_post("/v1/conversations/{conversation_id}", update_conversation)
@@ -80,11 +83,24 @@ async def get_response(request: web.Request) -> web.StreamResponse:
     streamed = request.query.get("stream", "").lower() == "true"
     after = _starting_after(request) if streamed else -1
     store = _store(request)
-    stored = await store.responses.get(caller(request), response_id) if store else None
-    if stored is None or store is None:
+    owner = caller(request)
+    run = await store.runs.get(owner, response_id) if store else None
+    if store is not None and run is not None and run.active:
+        settings = request.app[SETTINGS]
+        alive = request.app[RUNS].local.get(response_id) is not None
+        if alive or not await reap(store, response_id, settings.background_stale_s):
+            if streamed:
+                return await follow(request, store, response_id, after)
+            # Another worker's run: as it last stored it (at most a flush behind).
+            fresh = await store.runs.get(owner, response_id)
+            return _json((fresh or run).body)
+        run = await store.runs.get(owner, response_id)
+    stored = await store.responses.get(owner, response_id) if store else None
+    if store is None or (stored is None and run is None):
         raise _response_not_found(response_id)
     if not streamed:
-        return _json(stored.body)
+        # A background run that did not complete has no stored response: its run has it.
+        return _json(stored.body if stored is not None else run.body)  # type: ignore[union-attr]
     events = await store.events.after(response_id, after)
     if not events and after < 0:
         raise errors.InvalidBody(

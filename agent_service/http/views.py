@@ -11,6 +11,7 @@ from aiohttp import web
 
 from agent_service.events import Event
 from agent_service.http.answer import answer, json_response
+from agent_service.http.background import PreparedRun, start_background
 from agent_service.http.middlewares import route_label
 from agent_service.http.observer import RunObserver
 from agent_service.http.routes import INVOCATIONS
@@ -39,7 +40,10 @@ RETURN_TRACE_ID_HEADER = "x-mlflow-return-trace-id"
 
 async def invoke_agent(request: web.Request) -> web.StreamResponse:
     """Every agent route: the conversation state the request names is resolved (a stateless
-    request passes through untouched), the protocol prepares the run, `answer` runs it."""
+    request passes through untouched), the protocol prepares the run, `answer` runs it — or,
+    for `background: true`, a task of the worker's runs it without the connection."""
+    if request[BODY].get("background") is True:
+        return await start_background(request, prepare_run)
     plan = await plan_turn(request, request[ENDPOINT].spec.task, request[BODY])
     if plan.stateless:
         return await _answer(request, plan)
@@ -50,11 +54,31 @@ async def invoke_agent(request: web.Request) -> web.StreamResponse:
 
 
 async def _answer(request: web.Request, plan: TurnPlan) -> web.StreamResponse:
+    prepared = await prepare_run(request, plan)
+    exchange = prepared.exchange
+
+    def remember(events: AsyncIterator[Event]) -> AsyncIterator[Event]:
+        return remembering(request, plan, exchange, events)
+
+    streamed = plan.body.get("stream") is True
+    return await answer(
+        request,
+        prepared.agent,
+        exchange,
+        prepared.observer,
+        streamed=streamed,
+        around=None if plan.stateless else remember,
+        recorder=recorder_for(request, plan, exchange) if streamed else None,
+    )
+
+
+async def prepare_run(request: web.Request, plan: TurnPlan) -> PreparedRun:
+    """The agent, the protocol's exchange for the request and the run's observer (its
+    trace started)."""
     settings = request.app[SETTINGS]
     endpoint = request[ENDPOINT]
     body = plan.body
-    runtime = request.app[AGENT]
-    agent = runtime.require_agent()
+    agent = request.app[AGENT].require_agent()
     trace = _start_trace(request, endpoint.task.name, body)
     if trace is not None:
         request[TRACE_ID] = trace.trace_id
@@ -78,20 +102,7 @@ async def _answer(request: web.Request, plan: TurnPlan) -> web.StreamResponse:
         route=route_label(request),
         started=request[STARTED],
     )
-
-    def remember(events: AsyncIterator[Event]) -> AsyncIterator[Event]:
-        return remembering(request, plan, exchange, events)
-
-    streamed = body.get("stream") is True
-    return await answer(
-        request,
-        agent,
-        exchange,
-        observer,
-        streamed=streamed,
-        around=None if plan.stateless else remember,
-        recorder=recorder_for(request, plan, exchange) if streamed else None,
-    )
+    return PreparedRun(agent, exchange, observer)
 
 
 # Bodies larger than this are turned into the agent's input in a thread: converting 2,048

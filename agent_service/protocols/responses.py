@@ -401,6 +401,21 @@ class ResponsesEventEncoder:
             self._terminal("response.failed"),
         ]
 
+    def cancelled(self) -> list[Frame]:
+        """A background run stopped by a cancel: the response ends `cancelled` with what it
+        had, and the stream with an `error` event saying so (OpenAI's event list has no
+        `response.cancelled`; the stream still ends with a terminal event)."""
+        frames = self._close_text()
+        for item in self._output:
+            if item.get("status") == "in_progress":
+                item["status"] = "incomplete"
+        self.final = self._finished("cancelled")
+        message = "The response was cancelled."
+        return [
+            *frames,
+            self._event("error", code="response_cancelled", message=message, param=None),
+        ]
+
     def _terminal(self, kind: str) -> Frame:
         """The last event, carrying the final response — and, when the client asked for it
         (`x-mlflow-return-trace-id`), the trace id at its top level: where MLflow's agent
@@ -478,6 +493,27 @@ class ResponsesReducer:
 
     def result(self) -> dict[str, Any]:
         return self._encoder.snapshot()
+
+
+def abandoned(
+    response: Mapping[str, Any], sequence: int, message: str
+) -> tuple[dict[str, Any], list[Frame]]:
+    """The ending of a run whose worker died: the response as it was last stored, `failed`
+    with `message`, and the terminal events a live stream of it would have ended with."""
+    output = [
+        {**item, "status": "incomplete"} if item.get("status") == "in_progress" else dict(item)
+        for item in response.get("output") or ()
+    ]
+    final = {
+        **response,
+        "status": "failed",
+        "output": output,
+        "error": {"code": "server_error", "message": message},
+    }
+    error = {"type": "error", "sequence_number": sequence, "code": "worker_lost"}
+    error.update(message=message, param=None)
+    failed = {"type": "response.failed", "sequence_number": sequence + 1, "response": final}
+    return final, [Frame(error, "error"), Frame(failed, "response.failed")]
 
 
 def _text_part(text: str) -> dict[str, Any]:

@@ -31,7 +31,6 @@ _SKIPPED_ITEMS = frozenset(
 
 
 def messages_from_input(body: Mapping[str, Any]) -> list[BaseMessage]:
-    _refuse_unsupported(body)
     messages: list[BaseMessage] = []
     if instructions := body.get("instructions"):
         # A fixed id: in a thread, the next turn's instructions replace these (OpenAI does
@@ -76,15 +75,6 @@ def messages_from_input(body: Mapping[str, Any]) -> list[BaseMessage]:
         elif kind not in _SKIPPED_ITEMS:
             raise InvalidBody(f"{path}: input items of type {kind!r} are not supported", param=path)
     return messages
-
-
-def _refuse_unsupported(body: Mapping[str, Any]) -> None:
-    if body.get("background"):
-        raise InvalidBody(
-            "background responses are not supported; use stream=true for long answers.",
-            param="$.background",
-            code="unsupported_parameter",
-        )
 
 
 def _message(item: Mapping[str, Any], path: str) -> BaseMessage:

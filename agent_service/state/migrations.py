@@ -145,6 +145,35 @@ MIGRATIONS = (
     ),
 )
 
+# Background runs: one row per run, from `queued` to its final status, with the worker that
+# runs it and when that worker last said it was alive (a run whose worker died is found by
+# its stale heartbeat), and a cancel request any instance may set.
+_RUNS = """
+    CREATE TABLE agent_runs (
+        id TEXT PRIMARY KEY,
+        owner TEXT NOT NULL,
+        status TEXT NOT NULL,
+        worker TEXT NOT NULL,
+        created_at {real} NOT NULL,
+        heartbeat_at {real} NOT NULL,
+        expires_at {real},
+        cancel_requested INTEGER NOT NULL DEFAULT 0,
+        body TEXT NOT NULL
+    );
+    CREATE INDEX agent_runs_active ON agent_runs (status, heartbeat_at);
+    CREATE INDEX agent_runs_worker ON agent_runs (worker, status);
+    CREATE INDEX agent_runs_expiry ON agent_runs (expires_at)
+"""
+MIGRATIONS = (
+    *MIGRATIONS,
+    Migration(
+        4,
+        "background runs",
+        sqlite=_RUNS.format(real="REAL"),
+        postgresql=_RUNS.format(real="DOUBLE PRECISION"),
+    ),
+)
+
 LATEST_VERSION = MIGRATIONS[-1].version
 
 _VERSION_TABLE = """

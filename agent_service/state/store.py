@@ -15,8 +15,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
@@ -26,11 +27,13 @@ from agent_service.settings import DatabricksAuth
 from agent_service.state.config import StoreLocation
 from agent_service.state.conversations import ConversationRepository
 from agent_service.state.database import Database, PostgresDatabase, SqliteDatabase, open_sqlite
-from agent_service.state.events import EventLog
+from agent_service.state.events import EventLog, StoredEvent
 from agent_service.state.identity import thread_key
 from agent_service.state.lakebase import LakebaseCredentials
 from agent_service.state.migrations import migrate
 from agent_service.state.responses import ResponseRepository
+from agent_service.state.runs import RunRepository
+from agent_service.state.serde import dumps, loads
 from agent_service.state.threads import ThreadRepository
 
 log = logging.getLogger(__name__)
@@ -62,6 +65,9 @@ class StoreOptions:
     pool_size: int = 10
     # How long start-up waits for the database (and SQLite for another process's write).
     connect_timeout_s: float = 30.0
+    # Stored stream events are deleted this long after they were written; 0 = with their
+    # response.
+    event_retention_s: float = 0.0
     databricks: DatabricksAuth = field(default_factory=DatabricksAuth)
 
 
@@ -74,6 +80,7 @@ class StateStore:
         *,
         retention_s: float | None,
         schema_version: int,
+        event_retention_s: float = 0.0,
         closers: tuple[Closable, ...] = (),
     ) -> None:
         self.location = location
@@ -84,6 +91,8 @@ class StateStore:
         self.conversations = ConversationRepository(db, retention_s=retention_s)
         self.threads = ThreadRepository(db, retention_s=retention_s)
         self.events = EventLog(db)
+        self.runs = RunRepository(db, retention_s=retention_s)
+        self._event_retention_s = event_retention_s
         self._closers = closers
 
     def describe(self) -> dict[str, object]:
@@ -99,7 +108,11 @@ class StateStore:
         used it (a conversation's thread stays with the conversation)."""
         async with self.db.transaction() as session:
             deleted = await self.responses.delete(owner, response_id, session)
-            if deleted.found:
+            # A background run that did not complete has a run and events, no response.
+            run = await session.execute(
+                "DELETE FROM agent_runs WHERE id = ? AND owner = ?", (response_id, owner)
+            )
+            if deleted.found or run:
                 await self.events.forget(session, response_id)
             unused = deleted.unused_thread
             if unused is not None:
@@ -112,7 +125,48 @@ class StateStore:
                     await self.threads.forget(session, unused)
         if unused is not None:
             await self.checkpointer.adelete_thread(unused)
-        return deleted.found
+        return deleted.found or bool(run)
+
+    async def end_abandoned_run(
+        self,
+        run_id: str,
+        *,
+        stale_before: float,
+        ending: Callable[[Mapping[str, Any], int], tuple[dict[str, Any], Sequence[StoredEvent]]],
+    ) -> bool:
+        """End a run whose worker stopped beating before `stale_before`: its status and
+        response become what `ending` makes of the last stored response, and `ending`'s
+        terminal events follow the stored ones, so that a client following the stream sees
+        it end. False when the run is not (or no longer) abandoned: another instance ended
+        it first, or its worker is alive."""
+        async with self.db.transaction() as session:
+            # The conditional update first: of two instances reaping at once, one wins.
+            claimed = await session.execute(
+                "UPDATE agent_runs SET status = 'failed' WHERE id = ?"
+                " AND status IN ('queued', 'in_progress') AND heartbeat_at < ?",
+                (run_id, stale_before),
+            )
+            if not claimed:
+                return False
+            row = await session.fetch_one("SELECT body FROM agent_runs WHERE id = ?", (run_id,))
+            last = await session.fetch_one(
+                "SELECT MAX(seq) AS seq FROM agent_response_events WHERE response_id = ?",
+                (run_id,),
+            )
+            after = int(last["seq"]) if last and last["seq"] is not None else -1
+            assert row is not None
+            body, events = ending(loads(row["body"]), after + 1)
+            await session.execute(
+                "UPDATE agent_runs SET status = ?, body = ? WHERE id = ?",
+                (str(body["status"]), dumps(body), run_id),
+            )
+            now = time.time()
+            await session.execute_many(
+                "INSERT INTO agent_response_events (response_id, seq, event, payload, created_at)"
+                " VALUES (?, ?, ?, ?, ?)",
+                [(run_id, e.sequence, e.event, e.payload, now) for e in events],
+            )
+        return True
 
     async def delete_conversation(self, owner: str, conversation_id: str) -> bool:
         """Delete a conversation, its items and the agent's memory of it."""
@@ -144,12 +198,22 @@ class StateStore:
                 "DELETE FROM agent_responses WHERE expires_at IS NOT NULL AND expires_at < ?",
                 (now,),
             )
-            # Events of streams whose response was never saved (the run failed).
+            await session.execute(
+                "DELETE FROM agent_runs WHERE expires_at IS NOT NULL AND expires_at < ?", (now,)
+            )
+            # Events of streams whose response was never saved (the run failed) and that no
+            # background run holds.
             await session.execute(
                 "DELETE FROM agent_response_events WHERE created_at < ? AND response_id NOT IN"
-                " (SELECT id FROM agent_responses)",
+                " (SELECT id FROM agent_responses) AND response_id NOT IN"
+                " (SELECT id FROM agent_runs)",
                 (now - _ORPHAN_EVENTS_S,),
             )
+            if self._event_retention_s:
+                await session.execute(
+                    "DELETE FROM agent_response_events WHERE created_at < ?",
+                    (now - self._event_retention_s,),
+                )
             await session.execute(
                 "DELETE FROM agent_conversations WHERE expires_at IS NOT NULL AND expires_at < ?",
                 (now,),
@@ -206,6 +270,7 @@ async def _open_sqlite(location: StoreLocation, options: StoreOptions) -> StateS
         saver,
         retention_s=_retention(options),
         schema_version=version,
+        event_retention_s=options.event_retention_s,
         closers=(db, saver_conn),
     )
 
@@ -239,6 +304,7 @@ async def _open_postgres(location: StoreLocation, options: StoreOptions) -> Stat
         saver,
         retention_s=_retention(options),
         schema_version=version,
+        event_retention_s=options.event_retention_s,
         closers=(db,),
     )
 
