@@ -39,6 +39,14 @@ class TextDelta:
 
 
 @dataclass(frozen=True, slots=True)
+class ReasoningDelta:
+    """A piece of the model's reasoning (its summary), before the message's text."""
+
+    message_id: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
 class ToolCallStarted:
     """The model began a tool call. `client` is true when the tool was offered by the client
     (the run stops and the call is returned) rather than run by the agent itself."""
@@ -131,6 +139,7 @@ class RunEnded:
 Event = (
     MessageStarted
     | TextDelta
+    | ReasoningDelta
     | ToolCallStarted
     | ToolCallArgumentsDelta
     | ToolCallFinished

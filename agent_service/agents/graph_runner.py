@@ -39,6 +39,7 @@ from agent_service.events import (
     FinishReason,
     MessageFinished,
     MessageStarted,
+    ReasoningDelta,
     RunEnded,
     StepLimitReached,
     TextDelta,
@@ -282,6 +283,8 @@ def _complete_message_events(message: BaseMessage, client_tools: frozenset[str])
         return []
     message_id = _new_id()
     events: list[Event] = [MessageStarted(message_id)]
+    if reasoning := _reasoning_of(message):
+        events.append(ReasoningDelta(message_id, reasoning))
     if text := _text_of(message):
         events.append(TextDelta(message_id, text))
     for index, call in enumerate(_calls_of(message)):
@@ -341,7 +344,8 @@ class _StreamTracker:
 
     def on_chunk(self, chunk: AIMessageChunk) -> Iterable[Event]:
         text = _text_of(chunk)
-        if not text and not chunk.tool_call_chunks:
+        reasoning = _reasoning_of(chunk)
+        if not text and not chunk.tool_call_chunks and not reasoning:
             # Usage-only and end-of-stream markers carry nothing to stream; the complete
             # message in the node's update has the usage and the finish reason.
             return ()
@@ -354,6 +358,8 @@ class _StreamTracker:
             self._streamed.add(key)
             events.append(MessageStarted(message.message_id))
         message_id = message.message_id
+        if reasoning:
+            events.append(ReasoningDelta(message_id, reasoning))
         if text:
             events.append(TextDelta(message_id, text))
         for fragment in chunk.tool_call_chunks:
@@ -474,6 +480,12 @@ def _text_of(message: BaseMessage) -> str:
         and part.get("type") == "text"
         and isinstance(part.get("text"), str)
     )
+
+
+def _reasoning_of(message: BaseMessage) -> str:
+    """The model's reasoning, where the model adapters keep it (models/upstream.py)."""
+    reasoning = message.additional_kwargs.get("reasoning_content")
+    return reasoning if isinstance(reasoning, str) else ""
 
 
 def _as_list(value: Any) -> list[BaseMessage]:

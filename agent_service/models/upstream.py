@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import AsyncIterator, Iterator
+import warnings
+from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import Any
 
 import httpx2
 import openai
+from langchain_core.messages import BaseMessage
 from langchain_core.outputs import ChatGenerationChunk, ChatResult, LLMResult
 from langchain_openai.chat_models.base import BaseChatOpenAI
 
@@ -30,6 +32,13 @@ from agent_service.errors import (
 )
 
 log = logging.getLogger(__name__)
+
+# Databricks-hosted reasoning models stream `content` as a list of parts (reasoning, text);
+# the OpenAI SDK's chunk type says string, so langchain-openai's `model_dump` of every such
+# chunk warns, though the parts are kept. Not a problem to report once per process.
+warnings.filterwarnings(
+    "ignore", message="Pydantic serializer warnings", category=UserWarning, module="pydantic.main"
+)
 
 # Retry-After is either delta-seconds or an HTTP date; anything else is not passed on.
 _RETRY_AFTER = re.compile(r"^(\d{1,6}|[A-Za-z]{3}, \d{2} [A-Za-z]{3} \d{4} \d{2}:\d{2}:\d{2} GMT)$")
@@ -100,10 +109,71 @@ class _EndOfAnswer:
             raise CutOffAnswer()
 
 
+REASONING = "reasoning_content"
+
+
+def _keep_reasoning(message: BaseMessage, source: Mapping[str, Any] | None) -> None:
+    """The model's reasoning, which langchain-openai drops, kept on the message as
+    `additional_kwargs["reasoning_content"]`: OpenAI-compatible servers send it as
+    `reasoning_content` (or `reasoning`), Databricks-hosted reasoning models as content parts
+    of type "reasoning" whose summary holds `summary_text` parts (the text parts stay the
+    message's content, as a string)."""
+    if not source:
+        return
+    pieces: list[str] = []
+    for key in (REASONING, "reasoning"):
+        if isinstance(value := source.get(key), str) and value:
+            pieces.append(value)
+            break
+    content = message.content
+    if isinstance(content, list) and any(
+        isinstance(part, dict) and part.get("type") == "reasoning" for part in content
+    ):
+        texts: list[str] = []
+        for part in content:
+            if isinstance(part, str):
+                texts.append(part)
+            elif part.get("type") == "reasoning":
+                pieces.extend(
+                    str(summary.get("text") or "")
+                    for summary in part.get("summary") or ()
+                    if isinstance(summary, dict)
+                )
+            elif part.get("type") == "text":
+                texts.append(str(part.get("text") or ""))
+        message.content = "".join(texts)
+    if pieces:
+        message.additional_kwargs[REASONING] = "".join(pieces)
+
+
 class EndpointChatModel(BaseChatOpenAI):
     """langchain-openai's chat model, whose failures to read the endpoint's answer are
     `UpstreamError`s (502, or the terminal error event of a stream) rather than whatever
-    the parser tripped on (a 500 with a traceback)."""
+    the parser tripped on (a 500 with a traceback), and which keeps the model's reasoning."""
+
+    def _convert_chunk_to_generation_chunk(
+        self,
+        chunk: dict[str, Any],
+        default_chunk_class: type,
+        base_generation_info: dict[str, Any] | None,
+    ) -> ChatGenerationChunk | None:
+        generation = super()._convert_chunk_to_generation_chunk(
+            chunk, default_chunk_class, base_generation_info
+        )
+        choices = chunk.get("choices") or ()
+        if generation is not None and choices and isinstance(choices[0], dict):
+            _keep_reasoning(generation.message, choices[0].get("delta"))
+        return generation
+
+    def _create_chat_result(
+        self, response: Any, generation_info: dict[str, Any] | None = None
+    ) -> ChatResult:
+        result = super()._create_chat_result(response, generation_info)
+        raw = response if isinstance(response, dict) else response.model_dump()
+        for generation, choice in zip(result.generations, raw.get("choices") or (), strict=False):
+            if isinstance(choice, dict):
+                _keep_reasoning(generation.message, choice.get("message"))
+        return result
 
     def generate(self, *args: Any, **kwargs: Any) -> LLMResult:
         try:

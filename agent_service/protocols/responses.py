@@ -17,6 +17,7 @@ from agent_service.errors import ServiceError, UpstreamRateLimited
 from agent_service.events import (
     Event,
     MessageFinished,
+    ReasoningDelta,
     RunEnded,
     RunFailed,
     TextDelta,
@@ -156,6 +157,8 @@ class ResponsesEventEncoder:
         self._sequence = 0
         self._output: list[dict[str, Any]] = []
         self._text: _OpenText | None = None
+        # The reasoning item being written (its summary text), before the message's text.
+        self._reasoning: _OpenText | None = None
         # Function call and mcp_call items by call id, with their output index.
         self._calls: dict[str, tuple[dict[str, Any], int]] = {}
         self._summary = RunSummary()
@@ -165,6 +168,10 @@ class ResponsesEventEncoder:
     def encode(self, event: Event) -> list[Frame]:
         self._summary.note(event)
         frames = self._opening()
+        if isinstance(event, ReasoningDelta):
+            return [*frames, *self._reasoning_delta(event)]
+        if self._reasoning is not None:
+            frames.extend(self._close_reasoning())
         if isinstance(event, TextDelta):
             frames.extend(self._text_delta(event))
         elif isinstance(event, ToolCallStarted):
@@ -214,6 +221,65 @@ class ResponsesEventEncoder:
             )
         )
         return frames
+
+    def _reasoning_delta(self, event: ReasoningDelta) -> list[Frame]:
+        frames: list[Frame] = []
+        if self._reasoning is None or self._reasoning.message_id != event.message_id:
+            frames.extend(self._close_reasoning())
+            frames.extend(self._close_text())
+            item = {"id": f"rs_{event.message_id}", "type": "reasoning", "summary": []}
+            index = len(self._output)
+            self._output.append(item)
+            self._reasoning = _OpenText(event.message_id, item, index)
+            frames.append(
+                self._event("response.output_item.added", output_index=index, item=_copy(item))
+            )
+            frames.append(
+                self._event(
+                    "response.reasoning_summary_part.added",
+                    item_id=item["id"],
+                    output_index=index,
+                    summary_index=0,
+                    part=_summary_part(""),
+                )
+            )
+        reasoning = self._reasoning
+        assert reasoning is not None
+        reasoning.parts.append(event.text)
+        frames.append(
+            self._event(
+                "response.reasoning_summary_text.delta",
+                item_id=reasoning.item["id"],
+                output_index=reasoning.output_index,
+                summary_index=0,
+                delta=event.text,
+            )
+        )
+        return frames
+
+    def _close_reasoning(self) -> list[Frame]:
+        reasoning = self._reasoning
+        if reasoning is None:
+            return []
+        self._reasoning = None
+        whole = "".join(reasoning.parts)
+        reasoning.item["summary"] = [_summary_part(whole)]
+        common = {
+            "item_id": reasoning.item["id"],
+            "output_index": reasoning.output_index,
+            "summary_index": 0,
+        }
+        return [
+            self._event("response.reasoning_summary_text.done", **common, text=whole),
+            self._event(
+                "response.reasoning_summary_part.done", **common, part=_summary_part(whole)
+            ),
+            self._event(
+                "response.output_item.done",
+                output_index=reasoning.output_index,
+                item=_copy(reasoning.item),
+            ),
+        ]
 
     def _open_text(self, message_id: str) -> list[Frame]:
         item = {
@@ -450,6 +516,8 @@ class ResponsesEventEncoder:
         if output and self._text is not None:
             # The text item still being written, with what it has so far.
             self._text.item["content"] = [_text_part("".join(self._text.parts))]
+        if output and self._reasoning is not None:
+            self._reasoning.item["summary"] = [_summary_part("".join(self._reasoning.parts))]
         response: dict[str, Any] = {
             "id": exchange.response_id,
             "object": "response",
@@ -520,6 +588,10 @@ def _text_part(text: str) -> dict[str, Any]:
     return {"type": "output_text", "text": text, "annotations": [], "logprobs": []}
 
 
+def _summary_part(text: str) -> dict[str, Any]:
+    return {"type": "summary_text", "text": text}
+
+
 def _usage(totals: UsageTotals) -> dict[str, Any]:
     return {
         "input_tokens": totals.input_tokens,
@@ -533,6 +605,7 @@ def _usage(totals: UsageTotals) -> dict[str, Any]:
 def _copy(item: dict[str, Any]) -> dict[str, Any]:
     """A snapshot of an item as it is now (items keep changing until they are done)."""
     copied = dict(item)
-    if "content" in copied:
-        copied["content"] = [dict(part) for part in copied["content"]]
+    for key in ("content", "summary"):
+        if key in copied:
+            copied[key] = [dict(part) for part in copied[key]]
     return copied
