@@ -48,15 +48,6 @@ RESPONSES = "responses"
 CHAT = "chat"
 MODES = ("invoke", "stream")
 
-WAITS_FOR_REASONING = (
-    "waits for reasoning on /v1/responses (issue 9, item 6): the model's reasoning_content is "
-    "dropped, so no reasoning reaches LangChain"
-)
-WAITS_FOR_MCP_CALL = (
-    "waits for the agent's own tools as mcp_call items on /v1/responses (issue 9, item 2): "
-    "langchain-openai turns a function_call output item into a tool call for the client"
-)
-
 
 def kinds(*modes: str, **known: str) -> list[Any]:
     """Every API (each in every mode of `modes`), marked with its reason when it is in `known`:
@@ -228,7 +219,7 @@ async def test_client_tool_loop(
     assert answer.tool_calls == []
 
 
-@pytest.mark.parametrize(("kind", "mode"), kinds(*MODES, responses=WAITS_FOR_MCP_CALL))
+@pytest.mark.parametrize(("kind", "mode"), kinds(*MODES))
 async def test_agent_tools(
     aiohttp_server: AiohttpServer, connect: tuple[Connect, Wire], kind: str, mode: str
 ) -> None:
@@ -291,7 +282,6 @@ def reasoning_of(answer: AIMessage | AIMessageChunk) -> str:
     )
 
 
-@pytest.mark.xfail(strict=True, reason=WAITS_FOR_REASONING)
 @pytest.mark.parametrize("mode", MODES)
 async def test_reasoning_reaches_langchain_and_goes_back(
     connect: tuple[Connect, Wire], upstream_server: tuple[FakeOpenAI, Live], mode: str
@@ -400,7 +390,7 @@ async def test_create_agent_with_a_tool(
     assert messages[-1].text == "Sunny in Paris."
 
 
-@pytest.mark.parametrize(("kind", "mode"), kinds(*MODES, responses=WAITS_FOR_MCP_CALL))
+@pytest.mark.parametrize(("kind", "mode"), kinds(*MODES))
 async def test_create_agent_and_the_agents_own_tools(
     aiohttp_server: AiohttpServer, connect: tuple[Connect, Wire], kind: str, mode: str
 ) -> None:

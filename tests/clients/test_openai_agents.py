@@ -55,16 +55,6 @@ RESPONSES = "responses"
 CHAT = "chat"
 MODES = ("run", "streamed")
 
-WAITS_FOR_REASONING = (
-    "waits for reasoning on /v1/responses (issue 9, item 6): the model's reasoning_content is "
-    "dropped, so no reasoning item reaches the SDK"
-)
-WAITS_FOR_MCP_CALL = (
-    "waits for the agent's own tools as mcp_call items on /v1/responses (issue 9, item 2): the "
-    "SDK takes a function_call output item for a call it must run, and raises "
-    "'Tool calculator not found'"
-)
-
 
 def kinds(*modes: str, **known: str) -> list[Any]:
     """Every model kind (each in every mode of `modes`), marked with its reason when it is in
@@ -180,7 +170,7 @@ async def test_client_tool_loop(
     assert len(result.raw_responses) == 2, "two model calls: the call, then the answer"
 
 
-@pytest.mark.parametrize(("kind", "mode"), kinds(*MODES, responses=WAITS_FOR_MCP_CALL))
+@pytest.mark.parametrize(("kind", "mode"), kinds(*MODES))
 async def test_agent_tools(
     aiohttp_server: AiohttpServer, connect: tuple[Connect, Wire], kind: str, mode: str
 ) -> None:
@@ -317,7 +307,6 @@ def reasoning_text(item: ReasoningItem) -> str:
     return "".join(part.text for part in parts)
 
 
-@pytest.mark.xfail(strict=True, reason=WAITS_FOR_REASONING)
 @pytest.mark.parametrize("mode", MODES)
 async def test_reasoning_reaches_the_sdk_and_goes_back(
     connect: tuple[Connect, Wire], upstream_server: tuple[FakeOpenAI, Live], mode: str
