@@ -224,3 +224,34 @@ async def test_the_openai_sdk_runs_background_responses_unchanged(
     cancelled = await sdk.responses.cancel(second.id)
     assert cancelled.status == "cancelled"
     assert (await sdk.responses.retrieve(second.id)).status == "cancelled"
+
+
+async def test_invocations_clients_reach_background_runs_as_databricks_long_running_server(
+    make_service: ServiceFactory,
+    fake: FakeOpenAI,
+    fake_openai: tuple[FakeOpenAI, TestServer],
+    state_url: str,
+) -> None:
+    """Databricks' LongRunningAgentServer: POST /invocations with `background`, then GET
+    /responses/{id} (or /retrieve/{id}) to poll, with stream=true&starting_after=N to read."""
+    _, server = fake_openai
+    service = await make_service(
+        openai_env(server, STATE_STORE=state_url, AGENT_TASK="agent/v1/responses")
+    )
+    started = await service.post(
+        "/invocations",
+        json={"input": [{"role": "user", "content": "Tell me"}], "background": True},
+    )
+    assert started.status == 200, await started.text()
+    response_id = (await started.json())["id"]
+    await fake.paused.wait()
+    for path in (f"/responses/{response_id}", f"/retrieve/{response_id}"):
+        assert (await (await service.get(path)).json())["status"] == "in_progress"
+    fake.resume.set()
+    rest = await service.get(f"/responses/{response_id}?stream=true&starting_after=0")
+    events = events_of(await rest.read())
+    assert int(field(events[0], b"id")) == 1
+    assert field(events[-1], b"event") == b"response.completed"
+    done = await (await service.get(f"/retrieve/{response_id}")).json()
+    assert done["status"] == "completed"
+    assert done["output"][0]["content"][0]["text"] == "".join(TOKENS)

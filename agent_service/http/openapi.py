@@ -231,6 +231,14 @@ def _stored_paths() -> dict[str, Any]:
         paths[prefix + "/{response_id}/input_items"] = {
             "get": _operation("A stored response's input items", response_id + _PAGING, item_list)
         }
+        paths[prefix + "/{response_id}/cancel"] = {
+            "post": _operation(
+                "Cancel a background response", response_id, _ref("agent-v1-responses.response")
+            )
+        }
+        if prefix == "/responses":
+            # Databricks' LongRunningAgentServer's name for the same retrieve.
+            paths["/retrieve/{response_id}"] = {"get": retrieve}
     paths["/v1/conversations"] = {
         "post": _operation("Create a conversation", [], conversation, "conversation-create.request")
     }

@@ -17,7 +17,9 @@ not found (404), never shown.
     POST   /v1/conversations/{id}/items             add up to 20 items
     GET    /v1/conversations/{id}/items/{item_id}   one item
 
-The same response routes are served under /responses (MLflow's path) too.
+The same response routes are served under /responses (MLflow's path) too, and the
+retrieve at /retrieve/{id} (Databricks' LongRunningAgentServer), so that a client of that
+server reaches background runs started through /invocations.
 """
 
 from __future__ import annotations
@@ -48,6 +50,8 @@ def setup_stored_routes(app: web.Application) -> None:
         app.router.add_delete(prefix + "/{response_id}", delete_response)
         app.router.add_get(prefix + "/{response_id}/input_items", response_input_items)
         app.router.add_post(prefix + "/{response_id}/cancel", cancel_response)
+    # Databricks' LongRunningAgentServer also serves the retrieve at /retrieve/{id}.
+    app.router.add_get("/retrieve/{response_id}", get_response)
     app.router.add_post("/v1/conversations", create_conversation)
     app.router.add_get("/v1/conversations/{conversation_id}", get_conversation)
     app.router.add_post("/v1/conversations/{conversation_id}", update_conversation)
