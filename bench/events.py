@@ -5,6 +5,8 @@ model scripted to a 256-token answer, streamed Responses requests, side by side:
 
 - CPU per streamed event with the stream kept (`store: true`: events written in batches) and
   not kept (`store: false`), on SQLite and on PostgreSQL;
+- CPU per event of a background run (`background: true`, its stream followed live on the
+  same worker: events in memory for the follower, in batches to the store);
 - the replay rate of a kept stream (`GET /v1/responses/{id}?stream=true`), events per second.
 
 CPU is the process's (client and server together), so the difference is what keeping adds.
@@ -46,6 +48,13 @@ async def _stream(client: TestClient[Any, Any], store: bool) -> tuple[int, str]:
     return events, orjson.loads(first)["response"]["id"]
 
 
+async def _background(client: TestClient[Any, Any]) -> tuple[int, str]:
+    body = {"input": [{"role": "user", "content": "hello"}], "background": True}
+    response_id = (await (await client.post("/v1/responses", json=body)).json())["id"]
+    raw = await (await client.get(f"/v1/responses/{response_id}?stream=true")).read()
+    return raw.count(b"\ndata: "), response_id
+
+
 async def _measure(store_url: str, workdir: Path, requests: int) -> dict[str, float]:
     script = Answer(tokens=TOKENS, long_tokens=TOKENS).write_script(workdir / "script.json")
     env = {"AGENT_TRACING": "false", "STATE_STORE": store_url, "OFFLINE_SCRIPT": str(script)}
@@ -61,6 +70,15 @@ async def _measure(store_url: str, workdir: Path, requests: int) -> dict[str, fl
             key = "kept" if store else "not kept"
             figures[key] = min(
                 figures.get(key, float("inf")), (time.process_time() - cpu) / events * 1e6
+            )
+        await _background(client)  # warm-up
+        for _ in range(2):
+            cpu, events = time.process_time(), 0
+            for _ in range(requests):
+                events += (await _background(client))[0]
+            figures["background"] = min(
+                figures.get("background", float("inf")),
+                (time.process_time() - cpu) / events * 1e6,
             )
         _, response_id = await _stream(client, True)
         started, replayed = time.perf_counter(), 0
@@ -87,15 +105,16 @@ async def _run(requests: int) -> str:
         f"{time.strftime('%Y-%m-%d %H:%M')}, one process (service and client), {TOKENS}-token "
         f"streamed Responses answers, {requests} requests per figure, best of two.",
         "",
-        "| store | CPU per event, not kept | CPU per event, kept | added | replay |",
-        "|---|---|---|---|---|",
+        "| store | CPU per event, not kept | kept | added | background run, followed | replay |",
+        "|---|---|---|---|---|---|",
     ]
     try:
         for label, url in stores.items():
             f = await _measure(url, workdir, requests)
             lines.append(
                 f"| {label} | {f['not kept']:.1f} µs | {f['kept']:.1f} µs "
-                f"| +{f['kept'] - f['not kept']:.1f} µs | {f['replay events/s']:,.0f} events/s |"
+                f"| +{f['kept'] - f['not kept']:.1f} µs | {f['background']:.1f} µs "
+                f"| {f['replay events/s']:,.0f} events/s |"
             )
     finally:
         if "postgresql" in stores:
