@@ -224,12 +224,26 @@ async def test_agent_tools(
     aiohttp_server: AiohttpServer, connect: tuple[Connect, Wire], kind: str, mode: str
 ) -> None:
     """The agent runs its own calculator: the client gets the answer, with no tool call to
-    run."""
+    run. On Responses it sees the call as one the server ran, with its result (LangChain's
+    server_tool_call and server_tool_result blocks); Chat Completions has no item for that."""
     model, _ = connect
     server = await start_service(aiohttp_server, {}, script=AGENT_TOOL_SCRIPT)
     answer = await ask(model(server, kind), mode, "What is 2**10?")
+    assert answer.text.startswith("Let me compute.")
     assert answer.text.endswith("It is 1024.")
     assert answer.tool_calls == []
+    server_side = [
+        block for block in answer.content_blocks if block["type"].startswith("server_tool")
+    ]
+    if kind == CHAT:
+        assert server_side == []
+    else:
+        call, result = server_side
+        assert call["type"] == "server_tool_call"
+        assert call.get("extras", {}).get("tool_name") == "calculator"
+        assert call.get("args") == {"expression": "2**10"}
+        assert result["type"] == "server_tool_result"
+        assert result.get("output") == "1024"
 
 
 # --- usage, trace id --------------------------------------------------------------------------

@@ -31,7 +31,8 @@ from agents import (
 )
 from agents.items import ReasoningItem, ToolCallItem, ToolCallOutputItem
 from aiohttp.test_utils import TestServer
-from openai.types.responses import ResponseFunctionToolCall, ResponseTextDeltaEvent
+from openai.types.responses import ResponseTextDeltaEvent
+from openai.types.responses.response_output_item import McpCall
 from pytest_aiohttp import AiohttpServer
 
 from agent_service.models.offline import tokenize
@@ -175,14 +176,21 @@ async def test_agent_tools(
     aiohttp_server: AiohttpServer, connect: tuple[Connect, Wire], kind: str, mode: str
 ) -> None:
     """The agent runs its own calculator: the SDK gets the answer and is never asked to run
-    a tool (it has none)."""
+    a tool (it has none). On Responses it sees the call as one the server ran (an MCP call,
+    with its output); Chat Completions has no item for that."""
     model, _ = connect
     server = await start_service(aiohttp_server, {}, script=AGENT_TOOL_SCRIPT)
     result = await run(agent_for(model(server, kind)), mode, "What is 2**10?")
     assert str(result.final_output).endswith("It is 1024.")
     assert len(result.raw_responses) == 1, "no round trip through the client"
+    assert not [item for item in result.new_items if isinstance(item, ToolCallOutputItem)]
     calls = [item.raw_item for item in result.new_items if isinstance(item, ToolCallItem)]
-    assert not [call for call in calls if isinstance(call, ResponseFunctionToolCall)]
+    if kind == CHAT:
+        assert calls == []
+    else:
+        mcp_calls = [call for call in calls if isinstance(call, McpCall)]
+        assert mcp_calls == calls
+        assert [(call.name, call.output) for call in mcp_calls] == [("calculator", "1024")]
 
 
 # --- usage, trace id --------------------------------------------------------------------------
