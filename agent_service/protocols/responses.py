@@ -37,6 +37,7 @@ from agent_service.protocols.common import (
 )
 from agent_service.protocols.registry import TaskName
 from agent_service.protocols.responses_input import (
+    allowed_tools,
     chat_tool_choice,
     chat_tools,
     messages_from_input,
@@ -78,7 +79,7 @@ class ResponsesTask:
         item for a tool the server ran (a `function_call` item is always the client's to
         run, and `function_call_output` is no output item there). /invocations keeps
         MLflow's ResponsesAgent convention: `function_call` + `function_call_output`."""
-        tools = chat_tools(body.get("tools"))
+        tools = allowed_tools(chat_tools(body.get("tools")), body.get("tool_choice"))
         tool_params: dict[str, Any] = {}
         if tools and body.get("tool_choice") is not None:
             tool_params["tool_choice"] = chat_tool_choice(body["tool_choice"])

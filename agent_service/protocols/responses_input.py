@@ -156,9 +156,27 @@ def chat_tools(tools: Iterable[Mapping[str, Any]] | None) -> list[dict[str, Any]
     return converted
 
 
+def allowed_tools(tools: list[dict[str, Any]], choice: Any) -> list[dict[str, Any]]:
+    """The client's tools the model may call: with `tool_choice: {"type": "allowed_tools",
+    "tools": [...]}` only those named (a Chat Completions upstream knows no such choice, so
+    the others are not offered at all; a call to one is then no client tool and never goes
+    back to the client)."""
+    if not (isinstance(choice, Mapping) and choice.get("type") == "allowed_tools"):
+        return tools
+    names = {
+        str(tool.get("name"))
+        for tool in choice.get("tools") or ()
+        if isinstance(tool, Mapping) and tool.get("type") == "function"
+    }
+    return [tool for tool in tools if tool["function"].get("name") in names]
+
+
 def chat_tool_choice(choice: Any) -> Any:
     if isinstance(choice, Mapping) and choice.get("type") == "function":
         return {"type": "function", "function": {"name": choice["name"]}}
+    if isinstance(choice, Mapping) and choice.get("type") == "allowed_tools":
+        # Among the tools offered (only the allowed ones): "auto" or "required".
+        return "required" if choice.get("mode") == "required" else "auto"
     return choice
 
 
