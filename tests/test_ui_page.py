@@ -849,9 +849,10 @@ def test_a_conversation_with_tool_calls_continues(
             send(page, question)
             article, body = last_answer(page)
             expect(article).to_have_attribute("data-status", "completed")
-            # The tool call, collapsed, with its arguments and result inside.
+            # The tool call, collapsed, with its arguments and result inside; named with the
+            # server that ran it (the agent's own tools are mcp_call items on /v1/responses).
             tool = article.locator("details.tool")
-            expect(tool.locator(".tool-name")).to_have_text("calculator")
+            expect(tool.locator(".tool-name")).to_have_text("agent-service.calculator")
             expect(tool).not_to_have_attribute("open", "")
             tool.locator("summary").click()
             expect(tool.locator(".tool-result")).to_have_text("42")
