@@ -116,13 +116,10 @@ class RequestGate:
         those still running (a background run then ends `failed`, server_shutting_down:
         no other worker can continue it)."""
         self.draining = True
-        if self.in_flight or self.background:
-            log.info(
-                "Draining %d in-flight request(s) and %d background run(s) for up to %ss",
-                self.in_flight,
-                len(self.background),
-                drain_s,
-            )
+        if self.in_flight:
+            log.info("Draining %d in-flight request(s) for up to %ss", self.in_flight, drain_s)
+        if self.background:
+            log.info("Draining %d background run(s) for up to %ss", len(self.background), drain_s)
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(drain_s):
                 await self._all_done()

@@ -360,7 +360,9 @@ async def follow(
         if handle is not None:
             await _follow_local(response, handle, after, heartbeat_s)
         else:
-            await _follow_store(response, store, response_id, after, settings.background_poll_s)
+            await _follow_store(
+                response, store, response_id, after, settings.background_poll_s, heartbeat_s
+            )
         await response.write_eof()
     return response
 
