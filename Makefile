@@ -85,19 +85,28 @@ bench: .venv/.synced
 bench-quick: .venv/.synced
 	$(UV) run --frozen --group bench python -m bench.run --quick $(BENCH_ARGS)
 
-# What a stored turn adds over a stateless one (SQLite, PostgreSQL), on the production install
-# (no dev dependencies; the next `make test` puts them back).
-bench-state: .venv/.synced
-	$(UV) run --frozen --no-dev python -m bench.state $(BENCH_ARGS)
+# The production install, what `app.yaml` runs: the locked dependencies without the dev group,
+# exactly (nothing else installed), in a virtualenv of its own so that `.venv` keeps its
+# test tools. The benches below measure it.
+PROD_VENV := .venv-prod
+PROD := UV_PROJECT_ENVIRONMENT=$(PROD_VENV) $(UV) run --frozen --no-sync
+
+$(PROD_VENV)/.synced: uv.lock pyproject.toml | $(UV)
+	UV_PROJECT_ENVIRONMENT=$(PROD_VENV) $(UV) sync --frozen --no-dev --exact
+	touch $@
+
+# What a stored turn adds over a stateless one (SQLite, PostgreSQL), on the production install.
+bench-state: $(PROD_VENV)/.synced
+	$(PROD) python -m bench.state $(BENCH_ARGS)
 
 # What keeping a stream for replay costs per event, and how fast a kept stream is replayed.
-bench-events: .venv/.synced
-	$(UV) run --frozen --no-dev python -m bench.events $(BENCH_ARGS)
+bench-events: $(PROD_VENV)/.synced
+	$(PROD) python -m bench.events $(BENCH_ARGS)
 
 # What tracing every request costs (off / exporter on a spare core / all on one core) and what
 # return_trace adds, same-run A/B on the production install (about 4 minutes).
-bench-tracing: .venv/.synced
-	$(UV) run --frozen --no-dev python -m bench.tracing $(BENCH_ARGS)
+bench-tracing: $(PROD_VENV)/.synced
+	$(PROD) python -m bench.tracing $(BENCH_ARGS)
 
 # The longest event-loop stall any one hostile request causes (about 3 minutes).
 bench-hostile: .venv/.synced
@@ -112,7 +121,7 @@ screenshots: .venv/.synced chromium
 	$(UV) run --frozen --no-sync python -m tests.ui_screenshots
 
 clean:
-	rm -rf .venv .tools .pytest_cache .mypy_cache .ruff_cache $(JS_CLIENTS)/node_modules
+	rm -rf .venv $(PROD_VENV) .tools .pytest_cache .mypy_cache .ruff_cache $(JS_CLIENTS)/node_modules
 
 # Register this version of the agent in Unity Catalog (UC_MODEL_NAME=catalog.schema.model).
 register: .venv/.synced

@@ -11,7 +11,7 @@ model scripted to a 256-token answer, streamed Responses requests, side by side:
 
 CPU is the process's (client and server together), so the difference is what keeping adds.
 
-    uv run --frozen --no-dev python -m bench.events
+    make bench-events
 """
 
 from __future__ import annotations

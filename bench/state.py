@@ -1,8 +1,9 @@
 """The added cost of a stored turn over a stateless one, on SQLite and on PostgreSQL.
 
-One agent-server worker (the production install: `uv run --frozen --no-dev`), pinned to core
-0, answers non-streaming Responses requests from closed-loop clients in this process, pinned
-to core 1. Per store, interleaved round by round:
+One agent-server worker (the production install: `make` runs it from `.venv-prod`, synced
+with `--no-dev --exact`), pinned to core 0, answers non-streaming Responses requests from
+closed-loop clients in this process, pinned to core 1. Per store, interleaved round by
+round:
 
 - **stateless**: `store: false`, no ids — what every request cost before state existed;
 - **stored chain**: each client holds a conversation by `previous_response_id`, ten turns
@@ -11,8 +12,8 @@ to core 1. Per store, interleaved round by round:
 Figures per scenario: latency p50 (client side) and server CPU per request (the worker's
 process tree, from /proc), as medians over rounds; the stored/stateless ratio of each.
 
-    uv run --frozen --no-dev python -m bench.state            # ~4 minutes
-    uv run --frozen --no-dev python -m bench.state --quick    # ~1 minute
+    make bench-state                       # ~4 minutes
+    make bench-state BENCH_ARGS=--quick   # ~1 minute
 """
 
 from __future__ import annotations

@@ -1,9 +1,9 @@
 """What tracing every request costs, on the production install, as a same-run A/B.
 
-Three agent-server workers (the production install: `uv run --frozen --no-dev`), each pinned
-to core 0, run side by side and are loaded in turn, round by round (so a busy machine weighs
-on all three alike), with non-streaming Responses requests from closed-loop clients in this
-process, pinned to core 1:
+Three agent-server workers (the production install: `make` runs them from `.venv-prod`,
+synced with `--no-dev --exact`), each pinned to core 0, run side by side and are loaded in
+turn, round by round (so a busy machine weighs on all three alike), with non-streaming
+Responses requests from closed-loop clients in this process, pinned to core 1:
 
 - **off**: `AGENT_TRACING=false`;
 - **spare core**: every request traced to a local SQLite store, the export process on core 1;
@@ -16,14 +16,15 @@ answered. Then, on the traced worker: what `databricks_options.return_trace` add
 of single requests, and whether 8 concurrent requests asking for it finish as fast as 8 that
 do not (a lock shared by requests would serialise them).
 
-    uv run --frozen --no-dev python -m bench.tracing            # ~4 minutes
-    uv run --frozen --no-dev python -m bench.tracing --quick    # ~1.5 minutes
+    make bench-tracing                       # ~4 minutes
+    make bench-tracing BENCH_ARGS=--quick   # ~1.5 minutes
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.util
 import os
 import sqlite3
 import statistics
@@ -174,6 +175,14 @@ def _stored(server: Server) -> int | None:
     return int(count)
 
 
+def _install() -> str:
+    """Whether this is the production install: none of the dev group's packages importable."""
+    dev = [name for name in ("pytest", "numpy", "pandas") if importlib.util.find_spec(name)]
+    if dev:
+        return f"NOT the production install (dev packages present: {', '.join(dev)})"
+    return "the production install (no dev packages)"
+
+
 def _summary(rounds: list[Round]) -> dict[str, float]:
     return {
         "rps": statistics.median(r.requests / r.seconds for r in rounds),
@@ -198,7 +207,7 @@ def _report(
         f"{time.strftime('%Y-%m-%d %H:%M')}, one worker on core 0, {CONCURRENCY} closed-loop "
         f"clients on core 1, non-streaming Responses requests (16-token answers), "
         f"{args.rounds} rounds of {args.seconds:.0f} s per server, interleaved; medians over "
-        "rounds. Load average at "
+        f"rounds; {_install()}. Load average at "
         f"the end: {load:.1f} on {os.cpu_count()} cores (other work on the machine): read the "
         "ratios, not the absolute figures.",
         "",

@@ -22,6 +22,7 @@ from agent_service.observability.tracing import _in_daemon_thread
 from tests.conftest import ServiceFactory, openai_env
 from tests.fakes.openai_server import Behaviour, FakeOpenAI
 from tests.sse_decoder import decode
+from tests.trace_exports import differences
 from tests.traces import spans_by_name, traces_of
 from tests.wire import Client, check_response_event, data_frames, named_frames, normalise, stream
 
@@ -157,11 +158,35 @@ async def test_databricks_options_return_trace(traced_service: StartTraced) -> N
     assert trace["info"]["trace_id"].startswith("tr-")
     names = {span["name"] for span in trace["data"]["spans"]}
     assert {"agent/v1/chat", "agent", "model", "tools", "calculator"} <= names
+    # Built in the worker without waiting for the export, it is the trace MLflow reads
+    # back from the store once exported, bar what the store adds as it stores.
+    [stored] = await traces_of(client, 1)
+    assert (
+        differences(_by_start(trace), _by_start(_without_store_additions(stored.to_dict()))) == []
+    )
 
     chunks = data_frames(await stream(client, "/invocations", body))
     [last] = [c for c in chunks if "databricks_output" in c]
     assert last is chunks[-1]
     assert last["databricks_output"]["trace"]["info"]["state"] == "OK"
+
+
+def _without_store_additions(read: dict[str, Any]) -> dict[str, Any]:
+    """MLflow's SQL store adds these when it stores a trace (`translate_span_when_storing`,
+    its own bookkeeping); MLflow's `Trace.to_dict()` before storing has none of them."""
+    info = read["info"]
+    info.pop("assessments", None)
+    for tag in ("mlflow.artifactLocation", "mlflow.trace.spansLocation"):
+        info["tags"].pop(tag, None)
+    info["trace_metadata"].pop("mlflow.trace.infoFinalized", None)
+    for span in read["data"]["spans"]:
+        span["attributes"].pop("mlflow.llm.model", None)
+    return read
+
+
+def _by_start(trace: dict[str, Any]) -> dict[str, Any]:
+    spans = sorted(trace["data"]["spans"], key=lambda span: span["start_time_unix_nano"])
+    return {**trace, "data": {"spans": spans}}
 
 
 async def _stream_with(

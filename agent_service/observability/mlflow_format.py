@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import functools
 import json
 import time
 from collections.abc import Iterable, Mapping
@@ -134,8 +135,10 @@ class MlflowTrace:
         )
 
     def to_dict(self) -> dict[str, Any]:
-        """MLflow's `Trace.to_dict()`: what `mlflow.get_trace(...).to_dict()` would give."""
-        return {"info": self.trace_info().to_dict(), "data": {"spans": self.span_dicts()}}
+        """MLflow's `Trace.to_dict()`: what `mlflow.get_trace(...).to_dict()` would give
+        (the info as `info_dict` makes it: MLflow's own goes through protobuf, a fifth of
+        a millisecond a trace)."""
+        return {"info": info_dict(self), "data": {"spans": self.span_dicts()}}
 
 
 def from_line(line: Mapping[str, Any]) -> MlflowTrace:
@@ -270,8 +273,14 @@ def ascii_json_length(text: str) -> int:
 
 
 def info_json_length(trace: MlflowTrace) -> int:
-    """len(Trace(info, TraceData([])).to_json()): the trace info as MLflow's `to_dict()`
-    (protobuf's JSON form of TraceInfoV3, metadata and tags cut as `to_proto` cuts them)."""
+    """len(Trace(info, TraceData([])).to_json())."""
+    return len(json.dumps({"info": info_dict(trace), "data": {"spans": []}}))
+
+
+def info_dict(trace: MlflowTrace) -> dict[str, Any]:
+    """`TraceInfo.to_dict()` without its round trip through protobuf: protobuf's JSON form
+    of TraceInfoV3 (empty fields left out), metadata and tags cut as `to_proto` cuts them,
+    the duration in milliseconds last."""
     info: dict[str, Any] = {"trace_id": trace.trace_id}
     if trace.client_request_id:
         info["client_request_id"] = trace.client_request_id
@@ -297,14 +306,20 @@ def info_json_length(trace: MlflowTrace) -> int:
         }
     if trace.execution_duration_ms is not None:
         info["execution_duration_ms"] = trace.execution_duration_ms
-    return len(json.dumps({"info": info, "data": {"spans": []}}))
+    return info
 
 
 def _timestamp_json(milliseconds: int) -> str:
     """protobuf's Timestamp.ToJsonString for a time in milliseconds."""
     seconds, millis = divmod(milliseconds, 1000)
-    text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
+    text = _utc_seconds(seconds)
     return f"{text}.{millis:03d}Z" if millis else f"{text}Z"
+
+
+@functools.lru_cache(maxsize=16)
+def _utc_seconds(seconds: int) -> str:
+    # Traces of the same second share the formatted time.
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
 
 
 def _percentile(sorted_data: list[int], percentile: float) -> float:

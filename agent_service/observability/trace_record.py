@@ -134,10 +134,11 @@ class TraceRecord:
     client_request_id: str | None = None
     request_preview: str | None = None
     response_preview: str | None = None
+    # MLflow's form of the id, made once (a request reads it several times).
+    trace_id: str = dataclasses.field(init=False)
 
-    @property
-    def trace_id(self) -> str:
-        return mlflow_trace_id(self.otel_trace_id)
+    def __post_init__(self) -> None:
+        self.trace_id = mlflow_trace_id(self.otel_trace_id)
 
     def to_line_dict(self) -> dict[str, Any]:
         return {
