@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import logging
 import os
 import threading
@@ -10,6 +11,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 from aiohttp.test_utils import TestServer
 from mlflow.tracking import MlflowClient
@@ -18,6 +20,7 @@ from agent_service.agents.default_graph import build_graph
 from agent_service.agents.tools import select_tools
 from agent_service.models.offline import OfflineChatModel, ScriptedToolCall, ScriptedTurn
 from agent_service.observability.spool import EXPORTER_LOCK, prepare, spool_dir_for, try_lock
+from agent_service.observability.trace_bounds import MAX_VALUE_CHARS
 from agent_service.observability.tracing import _in_daemon_thread
 from tests.conftest import ServiceFactory, openai_env
 from tests.fakes.openai_server import Behaviour, FakeOpenAI
@@ -379,3 +382,48 @@ def test_an_abandoned_start_thread_finishing_after_the_loop_closed_is_quiet() ->
     release.set()
     thread.join(timeout=10)
     assert not thread.is_alive()
+
+
+async def test_a_huge_input_is_traced_cut_to_the_documented_size_with_a_marker(
+    traced_service: StartTraced,
+) -> None:
+    """A 3 MB document pasted into a message: the answer is the agent's as usual, and the
+    trace keeps the conversation's structure with the document cut at MAX_VALUE_CHARS and
+    a marker saying how much is missing (a 15 MB copy in the spool, the store and the UI
+    held the event loop for a quarter of a second)."""
+    client = await traced_service((ScriptedTurn(text="A long read."),))
+    document = "All work and no play makes Jack a dull boy. " * 70_000
+    body = {"messages": [{"role": "user", "content": document}]}
+    answer = await (await _post_large(client, body)).json()
+    [trace] = await traces_of(client, 1)
+    assert trace.info.state == "OK"
+    spans = spans_by_name(trace)
+    for recorded in (
+        spans["agent/v1/chat"].inputs["messages"][0]["content"],
+        next(s for s in trace.data.spans if s.span_type == "CHAT_MODEL").inputs["messages"][0][
+            "content"
+        ],
+    ):
+        kept, marker = recorded.split("… [")
+        assert document.startswith(kept)
+        assert MAX_VALUE_CHARS - 1_000 < len(kept) <= MAX_VALUE_CHARS
+        assert marker == f"{len(document) - len(kept):,} more characters not recorded]"
+    assert spans["agent/v1/chat"].outputs == answer, "small values are kept whole"
+
+    asked = {**body, "databricks_options": {"return_trace": True}}
+    returned = await (await _post_large(client, asked)).json()
+    [root] = [
+        span
+        for span in returned["databricks_output"]["trace"]["data"]["spans"]
+        if span["name"] == "agent/v1/chat"
+    ]
+    assert len(orjson.dumps(root)) < 2 * MAX_VALUE_CHARS, "the returned trace is cut too"
+
+
+async def _post_large(client: Client, body: dict[str, Any]) -> Any:
+    """POST a body of megabytes (from a file-like object: aiohttp warns about raw bytes)."""
+    return await client.post(
+        "/invocations",
+        data=io.BytesIO(orjson.dumps(body)),
+        headers={"Content-Type": "application/json"},
+    )

@@ -22,6 +22,8 @@ from typing import Any, Literal
 
 import orjson
 
+from agent_service.observability.trace_bounds import bounded
+
 # Bumped when the line format changes; the exporter refuses lines it does not know.
 RECORD_VERSION = 1
 
@@ -102,7 +104,15 @@ class SpanRecord:
             self.events = []
         self.events.append({"name": name, "time": time.time_ns(), "attributes": attributes})
 
-    def to_line_dict(self) -> dict[str, Any]:
+    def to_line_dict(self, *, fragments: bool = False) -> dict[str, Any]:
+        """The span as the spool line holds it: each input, output and other attribute of a
+        span we recorded cut to `trace_bounds.MAX_VALUE_CHARS` (with `fragments`, the ones
+        encoded to learn their size stay encoded)."""
+        attributes = self.attributes
+        if not self.encoded:
+            attributes = {
+                key: bounded(value, encode, fragment=fragments) for key, value in attributes.items()
+            }
         return {
             "id": f"{self.span_id:016x}",
             "parent": None if self.parent_id is None else f"{self.parent_id:016x}",
@@ -112,7 +122,7 @@ class SpanRecord:
             "end": self.end_ns,
             "status": self.status,
             "message": self.status_message,
-            "attributes": self.attributes,
+            "attributes": attributes,
             "events": self.events or [],
             "encoded": self.encoded,
         }
@@ -140,7 +150,7 @@ class TraceRecord:
     def __post_init__(self) -> None:
         self.trace_id = mlflow_trace_id(self.otel_trace_id)
 
-    def to_line_dict(self) -> dict[str, Any]:
+    def to_line_dict(self, *, fragments: bool = False) -> dict[str, Any]:
         return {
             "v": RECORD_VERSION,
             "trace_id": self.trace_id,
@@ -151,12 +161,19 @@ class TraceRecord:
             "client_request_id": self.client_request_id,
             "request_preview": self.request_preview,
             "response_preview": self.response_preview,
-            "spans": [span.to_line_dict() for span in self.spans],
+            "spans": [span.to_line_dict(fragments=fragments) for span in self.spans],
         }
 
     def to_line(self) -> bytes:
         """The spool line: one JSON document and a newline."""
-        return encode(self.to_line_dict()) + b"\n"
+        try:
+            return orjson.dumps(
+                self.to_line_dict(fragments=True),
+                default=jsonable,
+                option=_ORJSON_OPTIONS | orjson.OPT_APPEND_NEWLINE,
+            )
+        except TypeError:  # an integer beyond 64 bits: the standard library, no fragments
+            return encode(self.to_line_dict()) + b"\n"
 
 
 _ORJSON_OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_PASSTHROUGH_DATETIME
