@@ -157,6 +157,15 @@ class RunCancelled(ServiceError):
     default_message = "The response was cancelled."
 
 
+class RunNotResumable(ServiceError):
+    """A background run taken over from a worker that died (or stopped) cannot go on from
+    its last checkpoint: it ends `failed`, saying why (BACKGROUND_RESUME=checkpoint)."""
+
+    status = 500
+    default_code = "worker_lost"
+    default_message = "The worker running this response stopped and the run cannot be resumed."
+
+
 class TooManyRuns(ServiceError):
     status = 429
     error_type = "rate_limit_error"

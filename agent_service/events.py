@@ -116,6 +116,14 @@ class ThreadSaved:
 
 
 @dataclass(frozen=True, slots=True)
+class StepSaved:
+    """A durable run (`ThreadRef.durable`) saved a LangGraph checkpoint after a step: it can
+    be resumed from there. Encoders send nothing for it."""
+
+    checkpoint_id: str
+
+
+@dataclass(frozen=True, slots=True)
 class StepLimitReached:
     """The run was ended at MAX_AGENT_STEPS (or the graph's own step limit): what it
     produced so far is the answer, marked as cut short (`finish_reason: "length"`, a
@@ -148,6 +156,7 @@ Event = (
     | Usage
     | CustomOutputs
     | ThreadSaved
+    | StepSaved
     | StepLimitReached
     | RunFailed
     | RunEnded

@@ -44,6 +44,9 @@ class ThreadRef:
     # The name the client knows the thread by, returned as custom_outputs.thread_id; None
     # when the client has its own handle (a response or conversation id).
     client_name: str | None = None
+    # Checkpoint after every step (not only at the end), reported as `StepSaved`: a
+    # background run that another worker may resume (BACKGROUND_RESUME=checkpoint).
+    durable: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -184,6 +184,10 @@ class Settings:
     background_stale_s: float = 15.0
     # A stream of a run on another worker or instance reads the store this often.
     background_poll_s: float = 0.25
+    # What becomes of a run whose worker died or stopped: "off" ends it `failed`
+    # (worker_lost, shutdown); "checkpoint" has another worker take it over and go on from
+    # the last step its LangGraph graph saved (a graph agent in a thread; others still fail).
+    background_resume: Literal["off", "checkpoint"] = "off"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -316,6 +320,9 @@ class Settings:
             ),
             background_poll_s=reader.number(
                 "BACKGROUND_POLL_SECONDS", defaults.background_poll_s, low=0.01
+            ),
+            background_resume=reader.choice(
+                "BACKGROUND_RESUME", ("off", "checkpoint"), defaults.background_resume
             ),
         )
         settings.check()

@@ -27,12 +27,20 @@ from langchain_core.messages import (
     BaseMessage,
     ToolMessage,
 )
+from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.errors import GraphRecursionError
+from langgraph.prebuilt import ToolNode
 from langgraph.types import StreamMode
 
 from agent_service.agents.graph_contract import MESSAGES, AnyGraph, check_graph
-from agent_service.agents.memory import DURABILITY, checkpoint_id_of, thread_input
+from agent_service.agents.memory import (
+    DURABILITY,
+    checkpoint_id_of,
+    pending_tool_calls,
+    thread_input,
+)
+from agent_service.errors import RunNotResumable
 from agent_service.events import (
     CustomOutputs,
     Event,
@@ -42,6 +50,7 @@ from agent_service.events import (
     ReasoningDelta,
     RunEnded,
     StepLimitReached,
+    StepSaved,
     TextDelta,
     ThreadSaved,
     ToolCallArgumentsDelta,
@@ -87,6 +96,20 @@ class GraphAgent:
 
     def stream(self, run: AgentRun) -> AsyncIterator[Event]:
         return self._run(run, tokens=True)
+
+    @property
+    def resumable(self) -> bool:
+        """Runs in a thread can go on from a checkpoint (BACKGROUND_RESUME=checkpoint)."""
+        return self.memory is not None
+
+    def resume(self, run: AgentRun) -> AsyncIterator[Event]:
+        """Go on with a run from its thread's checkpoint `run.options.thread.checkpoint_id`
+        (the last step it saved): the step that was in progress runs again."""
+        thread = run.options.thread
+        assert self.memory is not None
+        assert thread is not None
+        assert thread.thread_id is not None
+        return resume_in_thread(self.memory, run, thread, max_steps=self.max_steps)
 
     def _run(self, run: AgentRun, *, tokens: bool) -> AsyncIterator[Event]:
         thread = run.options.thread
@@ -143,6 +166,62 @@ async def run_in_thread(
             yield event
 
 
+async def resume_in_thread(
+    memory: AnyGraph, run: AgentRun, thread: ThreadRef, *, max_steps: int = 0
+) -> AsyncIterator[Event]:
+    """The rest of a run from a checkpoint it saved: LangGraph runs the nodes that were next
+    (the model call, or the tools node, that was in progress) with no new input. Calls to
+    tools marked side-effecting are never run twice: the run fails instead (RunNotResumable)."""
+    config: RunnableConfig = {
+        "configurable": {"thread_id": thread.thread_id, "checkpoint_id": thread.checkpoint_id}
+    }
+    try:
+        snapshot = await memory.aget_state(config)
+    except Exception as exc:
+        raise translate(exc) from exc
+    if not snapshot.next:
+        raise RunNotResumable(
+            "The worker running this response stopped and its last checkpoint has no step "
+            "left to run; start it again."
+        )
+    known: list[BaseMessage] = list(snapshot.values.get(MESSAGES) or ())
+    unsafe = sorted(
+        {call["name"] for call in pending_tool_calls(known)} & side_effecting_tools(memory)
+    )
+    if unsafe:
+        raise RunNotResumable(
+            "The worker running this response stopped while it was calling "
+            f"{', '.join(unsafe)}, which has side effects: it is not run twice. Start the "
+            "response again if it should be."
+        )
+    saving = _Saving(thread)
+    events = _events(memory, None, known, run, tokens=True, saving=saving, max_steps=max_steps)
+    async with aclosing(events):
+        async for event in events:
+            if isinstance(event, RunEnded) and saving.checkpoint_id:
+                yield ThreadSaved(saving.thread_id, saving.checkpoint_id)
+            yield event
+
+
+# How a tool says that running it twice is not harmless (it sends, pays, writes...):
+# `@tool(metadata={"side_effects": True})`. A resumed run never calls such a tool again.
+SIDE_EFFECTS = "side_effects"
+
+
+def side_effecting_tools(graph: AnyGraph) -> set[str]:
+    """The names of the tools of the graph's ToolNodes (subgraphs' too) marked side-effecting."""
+    names: set[str] = set()
+    graphs = [graph, *(sub for _, sub in graph.get_subgraphs(recurse=True))]
+    for each in graphs:
+        for node in getattr(each, "nodes", {}).values():
+            bound = getattr(node, "bound", None)
+            if isinstance(bound, ToolNode):
+                for name, tool in bound.tools_by_name.items():
+                    if (tool.metadata or {}).get(SIDE_EFFECTS):
+                        names.add(name)
+    return names
+
+
 @dataclass(slots=True)
 class _Saving:
     """The checkpoints of a run that is saved: the last one of the root graph is where the
@@ -176,7 +255,7 @@ async def _events(
     extra: dict[str, Any] = {}
     if saving is not None:
         modes = [*modes, "checkpoints"]
-        extra["durability"] = DURABILITY
+        extra["durability"] = "sync" if saving.thread.durable else DURABILITY
     name = run.options.thread.client_name if run.options.thread else None
     custom_outputs_sent = False
     parts: AsyncGenerator[Any, None] = graph.astream(  # type: ignore[assignment]
@@ -205,6 +284,8 @@ async def _events(
                         break  # the client runs its own tools: the run stops here
                 elif part["type"] == "checkpoints" and saving is not None and not part["ns"]:
                     saving.checkpoint_id = checkpoint_id_of(part["data"]["config"])
+                    if saving.thread.durable and saving.checkpoint_id:
+                        yield StepSaved(saving.checkpoint_id)
     except GraphRecursionError as reached:
         limit_reached = _recursion_limit(config, graph, reached)
     except Exception as exc:

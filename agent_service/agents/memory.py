@@ -4,7 +4,8 @@ Before the run the thread's state is read once: the messages it holds decide wha
 resent conversation is new (`state.resend`), and a run that starts from another thread
 (`ThreadRef.seed_*`) copies that thread's messages in front of its input. The run writes
 one checkpoint, when it ends (durability "exit": a turn that dies half-way leaves the
-thread as it was, instead of a half-finished turn).
+thread as it was, instead of a half-finished turn) — except a durable run
+(`ThreadRef.durable`, a background run that may be resumed): it checkpoints every step.
 
 Instructions are per request (OpenAI's rule for `instructions`): the system message that
 carries them has a fixed id, so a later turn's instructions replace it in place and a turn
@@ -17,7 +18,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from langchain_core.messages import BaseMessage, RemoveMessage
+from langchain_core.messages import AIMessage, BaseMessage, RemoveMessage, ToolMessage
 from langchain_core.runnables import RunnableConfig
 from langgraph.types import Durability
 
@@ -67,6 +68,16 @@ async def _messages(
         configurable["checkpoint_id"] = checkpoint_id
     snapshot = await memory.aget_state({"configurable": configurable})
     return list(snapshot.values.get(MESSAGES) or ())
+
+
+def pending_tool_calls(messages: list[BaseMessage]) -> list[dict[str, Any]]:
+    """The tool calls of the last model message that have no result yet: what a tools node
+    would run next."""
+    for message in reversed(messages):
+        if isinstance(message, AIMessage):
+            answered = {m.tool_call_id for m in messages if isinstance(m, ToolMessage)}
+            return [dict(call) for call in message.tool_calls if call.get("id") not in answered]
+    return []
 
 
 def _with_id(message: BaseMessage) -> BaseMessage:

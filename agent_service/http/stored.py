@@ -29,12 +29,12 @@ from typing import Any
 from aiohttp import web
 
 from agent_service import errors
-from agent_service.http.background import cancel_response, follow, reap
+from agent_service.http.background import cancel_response, follow, settle
 from agent_service.http.sse import NAMED_EVENTS, SSE_HEADERS
 from agent_service.http.state import caller
 from agent_service.http.validation import read_valid_body
 from agent_service.jsonio import dumps
-from agent_service.keys import RUNS, SETTINGS, STATE
+from agent_service.keys import RUNS, STATE
 from agent_service.protocols.base import Frame
 from agent_service.state.events import StoredEvent
 from agent_service.state.paging import DEFAULT_PAGE, MAX_PAGE
@@ -90,9 +90,8 @@ async def get_response(request: web.Request) -> web.StreamResponse:
     owner = caller(request)
     run = await store.runs.get(owner, response_id) if store else None
     if store is not None and run is not None and run.active:
-        settings = request.app[SETTINGS]
         alive = request.app[RUNS].local.get(response_id) is not None
-        if alive or not await reap(store, response_id, settings.background_stale_s):
+        if alive or not await settle(request.app, store, response_id):
             if streamed:
                 return await follow(request, store, response_id, after)
             # Another worker's run: as it last stored it (at most a flush behind).

@@ -13,7 +13,7 @@ from agent_service import errors
 from agent_service.events import Event, RunEnded, ThreadSaved
 from agent_service.http.state import caller
 from agent_service.keys import REQUEST_ID, SETTINGS, STATE, THREAD_NAME
-from agent_service.protocols.base import Exchange
+from agent_service.protocols.base import Exchange, Reducer
 from agent_service.protocols.registry import TaskName
 from agent_service.protocols.responses import ResponsesExchange
 from agent_service.run import ThreadRef
@@ -129,20 +129,26 @@ async def _join(
 async def end_turn(request: web.Request, plan: TurnPlan) -> None:
     """Release the thread, however the request ended: a completed turn moves the thread's
     head to its checkpoint; a failed first turn leaves nothing behind."""
-    store = request.app[STATE].store
+    await end_turn_in(request.app[STATE].store, request[REQUEST_ID], plan)
+
+
+async def end_turn_in(store: StateStore | None, holder: str, plan: TurnPlan) -> None:
+    """`end_turn` for a run without its request (one resumed on another worker)."""
     if plan.leased is None or store is None:
         return
     thread_id, plan.leased = plan.leased, None
     if plan.saved is None and plan.head is None:
         await store.checkpointer.adelete_thread(thread_id)
-    await store.threads.release(thread_id, request[REQUEST_ID], head=plan.saved)
+    await store.threads.release(thread_id, holder, head=plan.saved)
 
 
 async def keep(
-    request: web.Request, plan: TurnPlan, response: Mapping[str, Any], checkpoint_id: str | None
+    store: StateStore | None,
+    plan: TurnPlan,
+    response: Mapping[str, Any],
+    checkpoint_id: str | None,
 ) -> None:
     """Save what a completed Responses turn produced (the response, conversation items)."""
-    store = request.app[STATE].store
     if store is None or plan.responses is None or not plan.keeps_anything:
         return
     await finish_responses_turn(
@@ -150,12 +156,27 @@ async def keep(
     )
 
 
-async def remembering(
+def remembering(
     request: web.Request, plan: TurnPlan, exchange: Exchange, events: AsyncIterator[Event]
 ) -> AsyncIterator[Event]:
+    return remembering_in(request.app[STATE].store, plan, exchange, events)
+
+
+async def remembering_in(
+    store: StateStore | None,
+    plan: TurnPlan,
+    exchange: Exchange,
+    events: AsyncIterator[Event],
+    *,
+    reducer: Reducer | None = None,
+) -> AsyncIterator[Event]:
     """The run's events, unchanged. The turn is kept before the final event goes out, so a
-    client that sees `response.completed` can continue from that response at once."""
-    reducer = exchange.reducer() if plan.responses is not None and plan.keeps_anything else None
+    client that sees `response.completed` can continue from that response at once.
+    `reducer`: one that already holds the output of the run's earlier part (a resumed run)."""
+    if plan.responses is None or not plan.keeps_anything:
+        reducer = None
+    elif reducer is None:
+        reducer = exchange.reducer()
     checkpoint_id = None
     try:
         async for event in events:
@@ -165,7 +186,7 @@ async def remembering(
                 checkpoint_id = event.checkpoint_id
             elif isinstance(event, RunEnded):
                 if reducer is not None:
-                    await keep(request, plan, reducer.result(), checkpoint_id)
+                    await keep(store, plan, reducer.result(), checkpoint_id)
                 plan.saved = checkpoint_id
             yield event
     finally:

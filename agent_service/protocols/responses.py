@@ -201,6 +201,24 @@ class ResponsesEventEncoder:
             frames.extend(self._failed(event.error))
         return frames
 
+    def go_on_from(self, response: Mapping[str, Any], sequence: int) -> list[Frame]:
+        """Continue a stored stream that stopped with its worker (a resumed background run):
+        numbering goes on at `sequence`, the output the response had is kept, and its items
+        that were still being written end `incomplete` (their step runs again and its output
+        follows as new items)."""
+        self._sequence = sequence
+        # The opening events are stored with the first events of the run, or not at all.
+        self._started = sequence > 0
+        self._output = [dict(item) for item in response.get("output") or ()]
+        frames = []
+        for index, item in enumerate(self._output):
+            if item.get("status") == "in_progress":
+                item["status"] = "incomplete"
+                frames.append(
+                    self._event("response.output_item.done", output_index=index, item=_copy(item))
+                )
+        return frames
+
     # --- the items ---------------------------------------------------------------------
 
     def _text_delta(self, event: TextDelta) -> list[Frame]:
@@ -559,6 +577,9 @@ class ResponsesReducer:
 
     def add(self, event: Event) -> None:
         self._encoder.encode(event)
+
+    def go_on_from(self, response: Mapping[str, Any], sequence: int) -> None:
+        self._encoder.go_on_from(response, sequence)
 
     def result(self) -> dict[str, Any]:
         return self._encoder.snapshot()

@@ -52,6 +52,14 @@ class EventLog:
         )
         return [StoredEvent(int(row["seq"]), row["event"], row["payload"]) for row in rows]
 
+    async def last_sequence(self, response_id: str) -> int:
+        """The sequence number of the last stored event (-1: none)."""
+        row = await self._db.fetch_one(
+            "SELECT MAX(seq) AS seq FROM agent_response_events WHERE response_id = ?",
+            (response_id,),
+        )
+        return -1 if row is None or row["seq"] is None else int(row["seq"])
+
     async def forget(self, session: Session, response_id: str) -> None:
         await session.execute(
             "DELETE FROM agent_response_events WHERE response_id = ?", (response_id,)

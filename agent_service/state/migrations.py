@@ -174,6 +174,18 @@ MIGRATIONS = (
     ),
 )
 
+# Resuming a background run on another worker (BACKGROUND_RESUME=checkpoint): what the run
+# needs to start again without its request (`resume`, JSON; NULL: not resumable), and the
+# last LangGraph checkpoint whose events are all stored (where it resumes from).
+_RESUME = """
+    ALTER TABLE agent_runs ADD COLUMN resume TEXT;
+    ALTER TABLE agent_runs ADD COLUMN checkpoint_id TEXT
+"""
+MIGRATIONS = (
+    *MIGRATIONS,
+    Migration(5, "resumable background runs", sqlite=_RESUME, postgresql=_RESUME),
+)
+
 LATEST_VERSION = MIGRATIONS[-1].version
 
 _VERSION_TABLE = """

@@ -35,18 +35,48 @@ class RunRecord:
         return self.status in ACTIVE
 
 
+@dataclass(frozen=True, slots=True)
+class Resumable:
+    """A run this worker took over: what it needs to go on from its last checkpoint."""
+
+    id: str
+    owner: str
+    body: Mapping[str, Any]
+    # What `http/background.py` recorded at the start (the request as the agent saw it...).
+    resume: Mapping[str, Any]
+    # The last checkpoint whose events are all stored; None: the run wrote none.
+    checkpoint_id: str | None
+
+
 class RunRepository:
     def __init__(self, db: Database, *, retention_s: float | None) -> None:
         self._db = db
         self._retention_s = retention_s
 
-    async def create(self, run_id: str, owner: str, worker: str, body: Mapping[str, Any]) -> None:
+    async def create(
+        self,
+        run_id: str,
+        owner: str,
+        worker: str,
+        body: Mapping[str, Any],
+        resume: Mapping[str, Any] | None = None,
+    ) -> None:
         now = time.time()
         expires = now + self._retention_s if self._retention_s else None
         await self._db.execute(
             "INSERT INTO agent_runs (id, owner, status, worker, created_at, heartbeat_at,"
-            " expires_at, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (run_id, owner, str(body["status"]), worker, now, now, expires, dumps(body)),
+            " expires_at, body, resume) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                run_id,
+                owner,
+                str(body["status"]),
+                worker,
+                now,
+                now,
+                expires,
+                dumps(body),
+                None if resume is None else dumps(resume),
+            ),
         )
 
     async def get(self, owner: str, run_id: str) -> RunRecord | None:
@@ -71,6 +101,47 @@ class RunRepository:
         changed = await self._db.execute(
             f"UPDATE agent_runs SET status = ?, body = ? WHERE id = ? AND {_ACTIVE_SQL}",
             (str(body["status"]), dumps(body), run_id),
+        )
+        return changed > 0
+
+    async def checkpointed(self, run_id: str, body: Mapping[str, Any], checkpoint_id: str) -> bool:
+        """The run's events up to its LangGraph checkpoint `checkpoint_id` are stored: a
+        resumed run starts from there. False when the run had already ended."""
+        changed = await self._db.execute(
+            f"UPDATE agent_runs SET status = ?, body = ?, checkpoint_id = ? WHERE id = ?"
+            f" AND {_ACTIVE_SQL}",
+            (str(body["status"]), dumps(body), checkpoint_id, run_id),
+        )
+        return changed > 0
+
+    async def claim(self, run_id: str, worker: str, stale_before: float) -> Resumable | None:
+        """Take over a resumable run whose worker stopped beating before `stale_before` (or
+        handed it back): of the workers that try at once, exactly one gets it (the update is
+        conditional on the heartbeat it read). None: not resumable, or taken already."""
+        now = time.time()
+        taken = await self._db.execute(
+            f"UPDATE agent_runs SET worker = ?, heartbeat_at = ? WHERE id = ? AND {_ACTIVE_SQL}"
+            " AND heartbeat_at < ? AND resume IS NOT NULL",
+            (worker, now, run_id, stale_before),
+        )
+        if not taken:
+            return None
+        row = await self._db.fetch_one(
+            "SELECT owner, body, resume, checkpoint_id FROM agent_runs WHERE id = ?", (run_id,)
+        )
+        if row is None:
+            return None
+        return Resumable(
+            run_id, row["owner"], loads(row["body"]), loads(row["resume"]), row["checkpoint_id"]
+        )
+
+    async def hand_back(self, run_id: str, worker: str) -> bool:
+        """This worker stops (SIGTERM) before the run could finish: any other worker may
+        take it at once (its heartbeat is made stale)."""
+        changed = await self._db.execute(
+            f"UPDATE agent_runs SET heartbeat_at = 0 WHERE id = ? AND worker = ? AND {_ACTIVE_SQL}"
+            " AND resume IS NOT NULL",
+            (run_id, worker),
         )
         return changed > 0
 
