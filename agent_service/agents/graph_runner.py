@@ -204,7 +204,8 @@ async def resume_in_thread(
 
 
 # How a tool says that running it twice is not harmless (it sends, pays, writes...):
-# `@tool(metadata={"side_effects": True})`. A resumed run never calls such a tool again.
+# `my_tool.metadata = {"side_effects": True}` (or `metadata=` when building the tool).
+# A resumed run never calls such a tool again.
 SIDE_EFFECTS = "side_effects"
 
 
