@@ -4,8 +4,9 @@
   (`sqlite_writer.py`);
 - `http(s)://…`, a tracking server: `StartTraceV3` per trace, concurrently, then one OTLP
   request for the spans of the whole batch (`rest_writer.py`);
-- anything else (Databricks among them): MLflow's own export, still in the export
-  process, off the serving workers.
+- `databricks`, `databricks://profile`: MLflow's own three calls a trace, 8 traces at once,
+  host credentials resolved once (`databricks_writer.py`);
+- anything else: MLflow's own export, still in the export process, off the serving workers.
 
 Every batched path depends on what MLflow's client computes for a trace (`mlflow_format.py`)
 and the SQLite one on MLflow's schema, so they run only for the MLflow version and store
@@ -27,6 +28,7 @@ import mlflow
 import mlflow.store
 from mlflow.environment_variables import MLFLOW_ENABLE_WORKSPACES, MLFLOW_SQL_TRACE_ROLLUPS_ENABLED
 
+from agent_service.observability.export.databricks_writer import DatabricksWriter
 from agent_service.observability.export.mlflow_replay import MlflowReplay
 from agent_service.observability.export.rest_writer import RestWriter, SpanLoggingUnsupported
 from agent_service.observability.export.sqlite_writer import (
@@ -161,6 +163,13 @@ def destination_for(uri: str, mode: str = "auto") -> Destination:
     if uri.startswith(("http://", "https://")):
         return Batched(
             target, "batched REST writer (one OTLP request a batch)", RestWriter(uri), uri
+        )
+    if uri == "databricks" or uri.startswith("databricks://"):
+        return Batched(
+            target,
+            "Databricks writer (MLflow's calls, 8 traces at once, credentials resolved once)",
+            DatabricksWriter(uri),
+            uri,
         )
     return _fallback(target, uri, "no batched writer for this kind of store")
 
