@@ -51,6 +51,7 @@ class Sample:
     ok: bool = False
     error: str = ""
     detail: str = ""  # the exception's message, for the report's error samples
+    request_id: str = ""  # the server's X-Request-Id
 
 
 @dataclass(slots=True)
@@ -84,6 +85,7 @@ async def one_request(
                 url, data=body, headers={"Content-Type": "application/json"}
             ) as response:
                 sample.opened = time.monotonic()
+                sample.request_id = response.headers.get("X-Request-Id", "")
                 run.opened()
                 opened = True
                 if response.status != 200:
@@ -277,6 +279,8 @@ def report(
         "pings": sum(s.pings for s in everything),
         "answers_as_expected": len(answer_ok) == len(ok),
         "max_open": run.max_open,
+        # Every answered request's id (--ids), warm-up included: the soak checks its traces.
+        "answered_ids": [s.request_id for s in everything if s.ok] if args.ids else None,
         "client_cpu_s": cpu_s,
         "client_cpu_share": cpu_s / (window_end - window_start + args.warmup)
         if args.mode != "hold"
@@ -301,6 +305,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--new-connections", action="store_true", help="a new connection for every request"
     )
+    parser.add_argument("--ids", action="store_true", help="report answered request ids")
     return parser.parse_args(argv)
 
 
