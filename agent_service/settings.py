@@ -11,10 +11,13 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Literal, TypeVar, get_args
+from typing import TYPE_CHECKING, Literal, TypeVar, get_args
 
 from agent_service.protocols.registry import TASK_NAMES, TaskName
 from agent_service.state.config import LIBPQ_ENV, StoreConfigError, StoreLocation, parse_location
+
+if TYPE_CHECKING:
+    from databricks.sdk.core import Config
 
 ModelBackend = Literal["offline", "openai", "databricks"]
 BACKENDS: tuple[ModelBackend, ...] = get_args(ModelBackend)
@@ -55,6 +58,28 @@ class DatabricksAuth:
     client_id: str | None = None
     client_secret: str | None = field(default=None, repr=False)
     profile: str | None = None
+
+    # Bounds on databricks-sdk's own network I/O (credential discovery, token minting), so a
+    # workspace that does not answer fails start-up instead of hanging it.
+    SDK_HTTP_TIMEOUT_S = 10
+    SDK_RETRY_TIMEOUT_S = 30
+
+    def sdk_config(self) -> Config:
+        """databricks-sdk's `Config` for these credentials. It resolves them and may do
+        network I/O (OAuth discovery): call it in a thread, never on the event loop."""
+        # Imported here: databricks-sdk takes over a second to import, which only the
+        # features that talk to a workspace should pay.
+        from databricks.sdk.core import Config
+
+        return Config(
+            host=self.host,
+            token=self.token,
+            client_id=self.client_id,
+            client_secret=self.client_secret,
+            profile=self.profile,
+            http_timeout_seconds=self.SDK_HTTP_TIMEOUT_S,
+            retry_timeout_seconds=self.SDK_RETRY_TIMEOUT_S,
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -32,11 +32,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# Bounds on databricks-sdk's own network I/O (credential discovery, token requests), so a
-# misconfigured workspace fails start-up in seconds rather than hanging a worker.
-_SDK_HTTP_TIMEOUT_S = 10
-_SDK_RETRY_TIMEOUT_S = 30
-
 
 class ModelSetupError(RuntimeError):
     """The configured model backend cannot be used; raised at start-up, never per request."""
@@ -90,23 +85,9 @@ async def _openai_compatible(settings: Settings) -> ChatModelBackend:
 
 
 async def _databricks(settings: Settings) -> ChatModelBackend:
-    # Imported here: databricks-sdk takes over a second to import, which only the
-    # Databricks backend should pay at worker start.
-    from databricks.sdk.core import Config
-
     auth = settings.databricks
     try:
-        # Config() resolves credentials and may do network I/O (OAuth discovery): off the loop.
-        config = await asyncio.to_thread(
-            Config,
-            host=auth.host,
-            token=auth.token,
-            client_id=auth.client_id,
-            client_secret=auth.client_secret,
-            profile=auth.profile,
-            http_timeout_seconds=_SDK_HTTP_TIMEOUT_S,
-            retry_timeout_seconds=_SDK_RETRY_TIMEOUT_S,
-        )
+        config = await asyncio.to_thread(auth.sdk_config)
         token_source = DatabricksToken(config)
         # Fail at start-up rather than at the first request when the credentials are unusable.
         await asyncio.to_thread(token_source)

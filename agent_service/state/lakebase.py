@@ -28,9 +28,6 @@ log = logging.getLogger(__name__)
 REFRESH_MARGIN_S = 300.0
 # Lakebase tokens live an hour; used when the answer does not say.
 ASSUMED_LIFETIME_S = 3600.0
-# Bounds on databricks-sdk's own network I/O, as for the model backend.
-_SDK_HTTP_TIMEOUT_S = 10
-_SDK_RETRY_TIMEOUT_S = 30
 
 
 class LakebaseCredentials:
@@ -51,19 +48,9 @@ class LakebaseCredentials:
     ) -> LakebaseCredentials:
         """Resolve the workspace credentials (network I/O: in a thread)."""
         from databricks.sdk import WorkspaceClient
-        from databricks.sdk.core import Config
 
         def build() -> WorkspaceClient:
-            config = Config(
-                host=auth.host,
-                token=auth.token,
-                client_id=auth.client_id,
-                client_secret=auth.client_secret,
-                profile=auth.profile,
-                http_timeout_seconds=_SDK_HTTP_TIMEOUT_S,
-                retry_timeout_seconds=_SDK_RETRY_TIMEOUT_S,
-            )
-            return WorkspaceClient(config=config)
+            return WorkspaceClient(config=auth.sdk_config())
 
         client = await asyncio.to_thread(build)
         return cls(client, instance=instance, endpoint=endpoint)
