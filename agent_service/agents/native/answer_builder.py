@@ -11,7 +11,9 @@ One message is open at a time: a piece for another message finishes the open one
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from agent_service.events import (
     CustomOutputs,
@@ -162,6 +164,22 @@ class AnswerBuilder:
     @staticmethod
     def custom_outputs(values: object) -> list[Event]:
         return [CustomOutputs(dict(values))] if isinstance(values, dict) else []
+
+    @classmethod
+    def chat_usage_and_outputs(cls, body: Mapping[str, Any]) -> list[Event]:
+        """The usage (`prompt_tokens`/`completion_tokens` names) and `custom_outputs` of a
+        Chat Completions or ChatAgent body or chunk."""
+        events: list[Event] = []
+        if isinstance(usage := body.get("usage"), Mapping):
+            events.extend(
+                cls.usage(
+                    usage.get("prompt_tokens"),
+                    usage.get("completion_tokens"),
+                    usage.get("total_tokens"),
+                )
+            )
+        events.extend(cls.custom_outputs(body.get("custom_outputs")))
+        return events
 
     # --- internals ----------------------------------------------------------------------
 

@@ -64,17 +64,7 @@ class ChatAgentReader:
     def _extras(self, body: Mapping[str, Any]) -> list[Event]:
         if (reason := body.get("finish_reason")) in _FINISH_REASONS:
             self._finish = cast(FinishReason, reason)
-        events: list[Event] = []
-        if isinstance(usage := body.get("usage"), Mapping):
-            events.extend(
-                self._answer.usage(
-                    usage.get("prompt_tokens"),
-                    usage.get("completion_tokens"),
-                    usage.get("total_tokens"),
-                )
-            )
-        events.extend(self._answer.custom_outputs(body.get("custom_outputs")))
-        return events
+        return self._answer.chat_usage_and_outputs(body)
 
 
 def request_from_run(run: AgentRun) -> dict[str, Any]:
