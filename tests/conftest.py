@@ -52,23 +52,10 @@ async def service(make_service: ServiceFactory) -> TestClient[Any, Any]:
     return await make_service()
 
 
-# Ports the fake endpoints of this test session have had. langchain-openai keeps one HTTP
-# client per base URL for the life of the process: a fake that got the port of an earlier
-# one would be called through a pooled connection of that test's closed event loop
-# ("Event loop is closed", a flaky 500).
-_FAKE_PORTS: set[int] = set()
-
-
 @pytest.fixture
 async def fake_openai(aiohttp_server: AiohttpServer) -> tuple[FakeOpenAI, TestServer]:
     fake = FakeOpenAI()
-    while True:
-        server = await aiohttp_server(fake.app())
-        if server.port not in _FAKE_PORTS:
-            break
-        await server.close()
-    assert server.port is not None
-    _FAKE_PORTS.add(server.port)
+    server = await aiohttp_server(fake.app())
     return fake, server
 
 

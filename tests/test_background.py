@@ -4,6 +4,7 @@ PostgreSQL. The fake model pauses mid-answer so each test sees a run truly in pr
 
 from __future__ import annotations
 
+import asyncio
 import random
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -19,6 +20,7 @@ from pytest_aiohttp import AiohttpServer
 from agent_service.app import create_app
 from tests.conftest import ServiceFactory, openai_env, settings_for
 from tests.fakes.openai_server import FakeOpenAI
+from tests.raw_http import PATIENCE_S
 from tests.test_state_resume import events_of, field
 from tests.wire import Client
 
@@ -57,7 +59,9 @@ async def start(client: Client, fake: FakeOpenAI, **body: Any) -> dict[str, Any]
     )
     assert response.status == 200, await response.text()
     started: dict[str, Any] = await response.json()
-    await fake.paused.wait()
+    # Bounded: a run that failed before the model answered never reaches the pause.
+    async with asyncio.timeout(PATIENCE_S):
+        await fake.paused.wait()
     return started
 
 

@@ -9,6 +9,7 @@ from aiohttp.test_utils import TestServer
 from tests.conftest import ServiceFactory, openai_env
 from tests.fakes.openai_server import Behaviour, FakeOpenAI
 from tests.sse_decoder import decode
+from tests.test_production import until
 from tests.wire import HELLO, Client, aggregate_chat_chunks, check_response_event
 
 FakeEndpoint = tuple[FakeOpenAI, TestServer]
@@ -226,3 +227,26 @@ async def test_responses_stream_from_a_real_client(
     final = payloads[-1]["response"]
     assert final["output"][0]["content"][0]["text"] == "Hello from the fake model."
     assert final["usage"]["input_tokens"] == 1
+
+
+async def test_a_stopped_worker_closes_its_connections_to_the_endpoint(
+    make_service: ServiceFactory, fake_openai: FakeEndpoint
+) -> None:
+    """The model's HTTP client belongs to the worker: it closes when the worker stops (a
+    client shared by the process kept them open, tied to an event loop that was gone)."""
+    _, server = fake_openai
+    client = await make_service(openai_env(server))
+    assert (await client.post("/invocations", json=HELLO)).status == 200
+    assert server.runner is not None
+    assert server.runner.server is not None
+    endpoint = server.runner.server
+    assert endpoint.connections  # kept alive for the next request
+    await client.close()
+
+    async def all_closed() -> bool:
+        return not endpoint.connections
+
+    await until(all_closed, what="the endpoint sees every connection closed")
+    # A second worker on the same endpoint, in a new event loop of its own, is served too.
+    again = await make_service(openai_env(server))
+    assert (await again.post("/invocations", json=HELLO)).status == 200

@@ -157,7 +157,7 @@ def _import_file(path: str) -> ModuleType:
 async def load_agent(target: object, settings: Settings, resources: AsyncExitStack) -> LoadedAgent:
     """The agent `target` stands for; resources it opens are closed with `resources`."""
     context = LoadContext(settings)
-    factory_arguments = _FactoryArguments(settings)
+    factory_arguments = _FactoryArguments(settings, resources)
     agent = _as_agent(target, context)
     if agent is None and callable(target) and not isinstance(target, ModuleType):
         made = await _call_factory(target, factory_arguments, resources)
@@ -195,9 +195,10 @@ class _FactoryArguments:
 
     names = ("model", "tools", "settings")
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, resources: AsyncExitStack) -> None:
         self.settings = settings
         self.backend: ChatModelBackend | None = None
+        self._resources = resources
 
     async def get(self, name: str) -> object:
         if name == "settings":
@@ -206,6 +207,8 @@ class _FactoryArguments:
             return select_tools(self.settings.agent_tools)
         if self.backend is None:
             self.backend = await build_chat_model(self.settings)
+            # Its connections close when the worker stops, after what the factory opened.
+            self._resources.push_async_callback(self.backend.aclose)
         return self.backend.model
 
 

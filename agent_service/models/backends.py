@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import openai
 import orjson
 from langchain_core.language_models import BaseChatModel
 from langchain_openai.chat_models.base import BaseChatOpenAI
@@ -44,6 +45,14 @@ class ChatModelBackend:
     model: BaseChatModel
     kind: str
     endpoint: str
+
+    async def aclose(self) -> None:
+        """Close the model's HTTP connections (when the worker stops)."""
+        if isinstance(self.model, BaseChatOpenAI):
+            if self.model.root_async_client is not None:
+                await self.model.root_async_client.close()
+            if self.model.root_client is not None:
+                self.model.root_client.close()
 
 
 async def build_chat_model(settings: Settings) -> ChatModelBackend:
@@ -148,7 +157,12 @@ def _chat_openai(
         model=model,
         base_url=base_url,
         api_key=api_key,
-        timeout=settings.model_timeout_s,
+        # A Timeout object, not a number: langchain-openai shares one HTTP client per base
+        # URL and numeric timeout across the whole process, never closed; its connections
+        # then outlive the event loop that opened them (another app in the process, as in
+        # the tests, gets "Event loop is closed"; evicted, they leak their sockets). With a
+        # Timeout it builds a client for this model alone, which `aclose` closes.
+        timeout=openai.Timeout(settings.model_timeout_s),
         max_retries=settings.model_max_retries,
         # Ask the endpoint for usage on streams too, so both paths report it.
         stream_usage=True,
