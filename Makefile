@@ -21,7 +21,7 @@ ifeq ($(UV),)
 UV := .tools/bin/uv
 endif
 
-.PHONY: run test check static format sync clean register bench bench-quick bench-state bench-tracing bench-events bench-hostile soak chromium screenshots
+.PHONY: run test check static format sync clean register bench bench-quick bench-state bench-tracing bench-events bench-follow bench-hostile soak chromium screenshots
 
 # The offline model pauses between tokens here so streaming is visible in a terminal.
 run: export OFFLINE_TOKEN_DELAY_MS ?= 30
@@ -102,6 +102,10 @@ bench-state: $(PROD_VENV)/.synced
 # What keeping a stream for replay costs per event, and how fast a kept stream is replayed.
 bench-events: $(PROD_VENV)/.synced
 	$(PROD) python -m bench.events $(BENCH_ARGS)
+
+# How far behind a stream of a background run on another instance is (PostgreSQL, ~1 minute).
+bench-follow: $(PROD_VENV)/.synced
+	$(PROD) python -m bench.follow $(BENCH_ARGS)
 
 # What tracing every request costs (off / exporter on a spare core / all on one core) and what
 # return_trace adds, same-run A/B on the production install (about 4 minutes).
