@@ -83,6 +83,9 @@ async def test_sigterm_right_after_traffic_loses_no_trace(tmp_path: Path) -> Non
     traces = store_client.search_traces(locations=[experiment.experiment_id], max_results=100)
     assert {t.info.trace_id for t in traces} == trace_ids
     assert len(traces) == requests
+    assert {t.info.state for t in traces} == {"OK"}, "every trace finished, none IN_PROGRESS"
+    # Stored by the workers' wait within the drain, not left for a later export process.
+    assert "not yet exported" not in log
 
 
 async def _open_stream(
