@@ -16,7 +16,7 @@ from typing import Any
 from mlflow.tracing.constant import SpanAttributeKey
 from mlflow.tracing.otel.translation import translate_span_when_storing
 
-from agent_service.observability.mlflow_format import MlflowSpan, dump_attribute
+from agent_service.observability.mlflow_format import MlflowSpan, dump_attribute, unicode_json
 
 # The attributes our recorder and MLflow's span SDK write on the spans we record.
 OUR_ATTRIBUTES = frozenset(
@@ -67,7 +67,7 @@ def stored_span(span: MlflowSpan, trace_id_b64: str) -> tuple[dict[str, str], st
         span_dict["attributes"] = attributes
     else:
         span_dict = translate_span_when_storing(_AsSpan(span.to_dict(trace_id_b64)))  # type: ignore[arg-type]
-    return span_dict["attributes"], json.dumps(span_dict, ensure_ascii=False)
+    return span_dict["attributes"], unicode_json(span_dict)
 
 
 def _sanitized(attributes: dict[str, str]) -> dict[str, str]:
