@@ -16,6 +16,14 @@ import httpx
 import orjson
 import pytest
 from aiohttp.test_utils import TestServer
+from mlflow.entities import Trace
+from mlflow.tracking import MlflowClient
+
+from agent_service.events import RunEnded, TextDelta, Usage
+from agent_service.observability.langchain_spans import END_REASON
+from agent_service.observability.request_trace import META_REQUEST_ID, META_RESUMES
+from agent_service.protocols.base import RequestContext
+from agent_service.protocols.responses import ResponsesTask
 
 from tests.databases import PostgresServer
 from tests.fakes.openai_server import FakeOpenAI
@@ -112,8 +120,15 @@ async def test_sigterm_hands_a_run_back_and_another_instance_completes_it(
     fake_openai: tuple[FakeOpenAI, TestServer],
 ) -> None:
     _, model = fake_openai
+    traces = f"sqlite:///{tmp_path / 'mlflow.db'}"
     env = env_for(
-        model, database(kind, tmp_path, request), BACKGROUND_RESUME="checkpoint", DRAIN_SECONDS="1"
+        model,
+        database(kind, tmp_path, request),
+        BACKGROUND_RESUME="checkpoint",
+        DRAIN_SECONDS="1",
+        AGENT_TRACING="true",
+        MLFLOW_TRACKING_URI=traces,
+        MLFLOW_EXPERIMENT_NAME="resumed-runs",
     )
     with ExitStack() as stack:
         a = serve(stack, env, tmp_path / "a.log", "--workers", "1")
@@ -129,5 +144,51 @@ async def test_sigterm_hands_a_run_back_and_another_instance_completes_it(
             fake.resume.set()
             raw = await whole_stream(on_b, response_id)
             final = (await on_b.get(f"/v1/responses/{response_id}")).json()
+        assert b.stop() == 0  # its traces stored first
     assert_resumed(raw, final)
     assert len(fake.requests) == 2
+    # Both instances stopped, their traces stored: A's part ended at its shutdown, B's
+    # part is a trace of its own, linked to A's by the request id and to the response.
+    found = traces_of_run(traces)
+    assert len(found) == 2, [(t.info.state, t.info.trace_metadata) for t in found]
+    first, resumed = found
+    assert first.info.state == "ERROR"
+    assert first.data.spans[0].attributes[END_REASON] == "server_shutting_down"
+    assert resumed.info.trace_metadata[META_RESUMES] == response_id
+    assert META_RESUMES not in first.info.trace_metadata
+    request_ids = {t.info.trace_metadata[META_REQUEST_ID] for t in (first, resumed)}
+    assert len(request_ids) == 1
+    assert resumed.info.state == "OK"
+    assert resumed.data.spans[0].attributes[END_REASON] == "completed"
+    assert resumed.data.spans[0].outputs["output"] == final["output"]
+    assert resumed.data.spans[0].outputs["usage"] == final["usage"]
+
+
+def traces_of_run(tracking_uri: str) -> list[Trace]:
+    """The experiment's traces, oldest first."""
+    client = MlflowClient(tracking_uri)
+    experiment = client.get_experiment_by_name("resumed-runs")
+    assert experiment is not None
+    order = ["timestamp_ms ASC"]
+    return list(client.search_traces(locations=[experiment.experiment_id], order_by=order))
+
+
+def test_a_resumed_runs_usage_counts_the_model_calls_before_the_resume() -> None:
+    """The worker that goes on with a run reports the tokens of the calls it made plus those
+    the stored response had (the calls the first worker made)."""
+    exchange = ResponsesTask().exchange({"input": "Tell me"}, RequestContext("r", "agent"))
+    encoder = exchange.encoder()
+    before = {
+        "status": "in_progress",
+        "output": [],
+        "usage": {"input_tokens": 10, "output_tokens": 4, "total_tokens": 14},
+    }
+    encoder.go_on_from(before, 7)
+    frames = [
+        *encoder.encode(TextDelta("m1", "hi")),
+        *encoder.encode(Usage(input_tokens=20, output_tokens=1, total_tokens=21)),
+        *encoder.encode(RunEnded()),
+    ]
+    usage = frames[-1].payload["response"]["usage"]
+    assert (usage["input_tokens"], usage["output_tokens"], usage["total_tokens"]) == (30, 5, 35)
+    assert frames[0].payload["sequence_number"] == 7

@@ -53,7 +53,13 @@ from agent_service.http.resume_record import plan_of, record, resumable
 from agent_service.http.routes import INVOCATIONS
 from agent_service.http.sse import NAMED_EVENTS, PING, SSE_HEADERS
 from agent_service.http.state import caller
-from agent_service.http.turns import TurnPlan, end_turn_in, plan_turn, remembering_in
+from agent_service.http.turns import (
+    RESPONSES,
+    TurnPlan,
+    end_turn_in,
+    plan_turn,
+    remembering_in,
+)
 from agent_service.jsonio import dumps, encodable
 from agent_service.keys import (
     AGENT,
@@ -67,8 +73,14 @@ from agent_service.keys import (
     STATE,
     USER_TOKEN,
 )
+from agent_service.observability.request_trace import RequestFacts
 from agent_service.protocols.base import Exchange, Frame, RequestContext, TraceReturn
-from agent_service.protocols.responses import ResponsesExchange, ResponsesTask, abandoned
+from agent_service.protocols.responses import (
+    ResponsesExchange,
+    ResponsesReducer,
+    ResponsesTask,
+    abandoned,
+)
 from agent_service.state import serde
 from agent_service.state.events import RECORD_BATCH, StoredEvent
 from agent_service.state.runs import ACTIVE, IN_PROGRESS, QUEUED, Resumable
@@ -489,9 +501,23 @@ async def _go_on(app: web.Application, store: StateStore, agent: Agent, run: Res
     holder = str(saved["request_id"])
     sequence = await store.events.last_sequence(run.id) + 1
     plan = plan_of(saved, run.checkpoint_id or "")
+    # The part run here has a trace of its own (the first part's, if any, ended with its
+    # worker), linked to it by the request id and the response id it goes on with.
+    served = app[AGENT]
+    trace = served.tracer.start_request(
+        RequestFacts(
+            task=RESPONSES,
+            request_id=holder,
+            backend_kind=served.backend_kind,
+            backend_endpoint=served.backend_endpoint,
+            resumes=run.id,
+        ),
+        plan.body,
+    )
     context = RequestContext(
         holder,
         app[SETTINGS].agent_name,
+        callbacks=(trace.recorder,) if trace else (),
         thread=plan.thread,
         openai_route=bool(saved["openai_route"]),
     )
@@ -501,7 +527,7 @@ async def _go_on(app: web.Application, store: StateStore, agent: Agent, run: Res
         created_at=int(saved["created_at"]),
     )
     observer = RunObserver(
-        trace=None,
+        trace=trace,
         exchange=exchange,
         trace_return=TraceReturn(),
         metrics=app[METRICS],
@@ -512,6 +538,9 @@ async def _go_on(app: web.Application, store: StateStore, agent: Agent, run: Res
     sink = StoreSink(runs, store, handle, exchange, observer)
     body = dict(run.body)
     sink.go_on_from(body, sequence)
+    if isinstance(observer.reducer, ResponsesReducer):
+        # The trace's output is the whole response, as the stream's last event has it.
+        observer.reducer.go_on_from(body, sequence)
     reducer = exchange.reducer()
     reducer.go_on_from(body, sequence)
     events: AsyncIterator[Event]

@@ -29,6 +29,9 @@ META_REQUEST_ID = "agent_service.request_id"
 META_TASK = "agent_service.task"
 META_BACKEND = "agent_service.model_backend"
 META_ENDPOINT = "agent_service.model_endpoint"
+# The trace of a background run's part after another worker took it over: the response it
+# goes on with (its first part's trace has the same request id).
+META_RESUMES = "agent_service.resumes_response"
 ATTR_ERROR_CODE = "agent_service.error_code"
 ATTR_ERROR_MESSAGE = "agent_service.error_message"
 
@@ -43,6 +46,8 @@ class RequestFacts:
     backend_endpoint: str
     session_id: str | None = None
     user: str | None = None
+    # A resumed background run: the id of the response it goes on with.
+    resumes: str | None = None
 
 
 class RequestTrace:

@@ -34,6 +34,7 @@ from agent_service.observability.request_trace import (
     META_BACKEND,
     META_ENDPOINT,
     META_REQUEST_ID,
+    META_RESUMES,
     META_TASK,
     RequestFacts,
     RequestTrace,
@@ -144,6 +145,8 @@ class Tracer:
             metadata[TraceMetadataKey.TRACE_SESSION] = facts.session_id
         if facts.user:
             metadata[TraceMetadataKey.TRACE_USER] = facts.user
+        if facts.resumes:
+            metadata[META_RESUMES] = facts.resumes
         try:
             return RequestTrace(
                 facts.task, body, status.experiment_id, metadata, self._submit, self._bridge

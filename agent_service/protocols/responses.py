@@ -25,6 +25,7 @@ from agent_service.events import (
     ToolCallFinished,
     ToolCallStarted,
     ToolResult,
+    Usage,
 )
 from agent_service.protocols.base import Frame, RequestContext, TraceReturn
 from agent_service.protocols.common import (
@@ -210,6 +211,16 @@ class ResponsesEventEncoder:
         # The opening events are stored with the first events of the run, or not at all.
         self._started = sequence > 0
         self._output = [dict(item) for item in response.get("output") or ()]
+        # The tokens the model calls before the resume used count in the run's usage.
+        usage = response.get("usage")
+        if isinstance(usage, Mapping):
+            self._summary.usage.add(
+                Usage(
+                    int(usage.get("input_tokens") or 0),
+                    int(usage.get("output_tokens") or 0),
+                    int(usage.get("total_tokens") or 0),
+                )
+            )
         frames = []
         for index, item in enumerate(self._output):
             if item.get("status") == "in_progress":
