@@ -24,7 +24,6 @@ from agent_service.observability.langchain_spans import END_REASON
 from agent_service.observability.request_trace import META_REQUEST_ID, META_RESUMES
 from agent_service.protocols.base import RequestContext
 from agent_service.protocols.responses import ResponsesTask
-
 from tests.databases import PostgresServer
 from tests.fakes.openai_server import FakeOpenAI
 from tests.test_background_processes import (
