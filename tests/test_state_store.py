@@ -16,6 +16,7 @@ from langgraph.types import Command, interrupt
 from agent_service.state.config import parse_location
 from agent_service.state.conversations import ConversationRepository
 from agent_service.state.database import Database, PostgresDatabase, SqliteDatabase
+from agent_service.state.events import StoredEvent
 from agent_service.state.identity import thread_key
 from agent_service.state.migrations import LATEST_VERSION, MIGRATIONS, migrate
 from agent_service.state.records import NewResponse
@@ -352,3 +353,52 @@ def _echo_graph() -> StateGraph[MessagesState, None, MessagesState, MessagesStat
     builder.add_node("echo", echo)
     builder.add_edge(START, "echo")
     return builder
+
+
+async def _fail_event_writes(store: StateStore) -> None:
+    """The database refuses the next event writes (a full disk, a lost connection)."""
+    if store.db.dialect == "sqlite":
+        await store.db.execute(
+            "CREATE TRIGGER no_events BEFORE INSERT ON agent_response_events"
+            " BEGIN SELECT RAISE(ABORT, 'no room'); END"
+        )
+        return
+    await store.db.execute(
+        "CREATE FUNCTION no_room() RETURNS trigger AS $$"
+        " BEGIN RAISE EXCEPTION 'no room'; END $$ LANGUAGE plpgsql"
+    )
+    await store.db.execute(
+        "CREATE TRIGGER no_events BEFORE INSERT ON agent_response_events"
+        " FOR EACH ROW EXECUTE FUNCTION no_room()"
+    )
+
+
+async def test_a_runs_events_and_response_are_stored_together_or_not_at_all(
+    store: StateStore,
+) -> None:
+    run_id = f"resp_{uuid.uuid4().hex}"
+    queued = {"id": run_id, "status": "queued", "output": []}
+    await store.runs.create(run_id, ALICE, "worker-1", queued)
+    event = StoredEvent(0, "response.created", '{"type":"response.created"}')
+    answered = {"id": run_id, "status": "completed", "output": [message("hi", "assistant")]}
+    await _fail_event_writes(store)
+    with pytest.raises(Exception, match="no room"):
+        await store.store_run(run_id, [event], answered)
+    # Neither: the run is as it was, so that its stream and its response still agree.
+    run = await store.runs.get(ALICE, run_id)
+    assert run is not None
+    assert (run.status, dict(run.body)) == ("queued", queued)
+    assert await store.events.after(run_id, -1) == []
+    await store.db.execute(
+        "DROP TRIGGER no_events"
+        + (" ON agent_response_events" if store.db.dialect == "postgresql" else "")
+    )
+    assert await store.store_run(run_id, [event], answered)
+    run = await store.runs.get(ALICE, run_id)
+    assert run is not None
+    assert (run.status, dict(run.body)) == ("completed", answered)
+    assert await store.events.after(run_id, -1) == [event]
+    # An ended run takes nothing more.
+    later = StoredEvent(1, "response.output_text.delta", "{}")
+    assert not await store.store_run(run_id, [later], {**answered, "status": "in_progress"})
+    assert await store.events.after(run_id, -1) == [event]

@@ -168,17 +168,14 @@ class BackgroundRuns:
         body: dict[str, Any],
         checkpoint: str | None = None,
     ) -> bool:
-        """Write the events not yet stored, then the response as it stands (and the step
-        checkpoint those events reach, for a resumable run). False when the run's row says
-        it already ended (deleted, or reaped)."""
+        """Write the events not yet stored with the response as it stands (and the step
+        checkpoint those events reach, for a resumable run), in one transaction. False when
+        the run's row says it already ended (deleted, or reaped): nothing more is stored."""
         async with handle.flush_lock:
             pending = handle.events[handle.flushed :]
-            if pending:
-                await store.events.append(handle.response_id, pending)
-                handle.flushed += len(pending)
-            if checkpoint is not None:
-                return await store.runs.checkpointed(handle.response_id, body, checkpoint)
-            return await store.runs.update(handle.response_id, body)
+            active = await store.store_run(handle.response_id, pending, body, checkpoint)
+            handle.flushed += len(pending)
+            return active
 
     async def tick(
         self,

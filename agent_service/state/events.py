@@ -33,11 +33,14 @@ class EventLog:
     def __init__(self, db: Database) -> None:
         self._db = db
 
-    async def append(self, response_id: str, events: Sequence[StoredEvent]) -> None:
+    async def append(
+        self, response_id: str, events: Sequence[StoredEvent], session: Session | None = None
+    ) -> None:
+        """Store `events` (in `session`'s transaction when given, else in one of their own)."""
         if not events:
             return
         now = time.time()
-        await self._db.execute_many(
+        await (session or self._db).execute_many(
             "INSERT INTO agent_response_events (response_id, seq, event, payload, created_at)"
             " VALUES (?, ?, ?, ?, ?)",
             [(response_id, e.sequence, e.event, e.payload, now) for e in events],

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from agent_service.state.database import Database
+from agent_service.state.database import Database, Session
 from agent_service.state.serde import dumps, loads
 
 QUEUED = "queued"
@@ -95,19 +95,27 @@ class RunRepository:
         row = await self._db.fetch_one("SELECT status FROM agent_runs WHERE id = ?", (run_id,))
         return None if row is None else str(row["status"])
 
-    async def update(self, run_id: str, body: Mapping[str, Any]) -> bool:
+    async def update(
+        self, run_id: str, body: Mapping[str, Any], session: Session | None = None
+    ) -> bool:
         """The run's response as it stands (its status included), while the run is active.
         False when the run had already ended (reaped, or deleted)."""
-        changed = await self._db.execute(
+        changed = await (session or self._db).execute(
             f"UPDATE agent_runs SET status = ?, body = ? WHERE id = ? AND {_ACTIVE_SQL}",
             (str(body["status"]), dumps(body), run_id),
         )
         return changed > 0
 
-    async def checkpointed(self, run_id: str, body: Mapping[str, Any], checkpoint_id: str) -> bool:
+    async def checkpointed(
+        self,
+        run_id: str,
+        body: Mapping[str, Any],
+        checkpoint_id: str,
+        session: Session | None = None,
+    ) -> bool:
         """The run's events up to its LangGraph checkpoint `checkpoint_id` are stored: a
         resumed run starts from there. False when the run had already ended."""
-        changed = await self._db.execute(
+        changed = await (session or self._db).execute(
             f"UPDATE agent_runs SET status = ?, body = ?, checkpoint_id = ? WHERE id = ?"
             f" AND {_ACTIVE_SQL}",
             (str(body["status"]), dumps(body), checkpoint_id, run_id),

@@ -127,6 +127,26 @@ class StateStore:
             await self.checkpointer.adelete_thread(unused)
         return deleted.found or bool(run)
 
+    async def store_run(
+        self,
+        run_id: str,
+        events: Sequence[StoredEvent],
+        body: Mapping[str, Any],
+        checkpoint_id: str | None = None,
+    ) -> bool:
+        """A background run's new events, its response as it stands (its status included)
+        and the step checkpoint those events reach, in one transaction: a worker that dies
+        mid-write leaves both or neither, never events the response lacks. The run's row
+        first: a run that already ended (reaped, deleted) gets nothing more — False."""
+        async with self.db.transaction() as session:
+            if checkpoint_id is None:
+                active = await self.runs.update(run_id, body, session)
+            else:
+                active = await self.runs.checkpointed(run_id, body, checkpoint_id, session)
+            if active:
+                await self.events.append(run_id, events, session)
+        return active
+
     async def end_abandoned_run(
         self,
         run_id: str,
