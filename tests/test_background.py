@@ -14,10 +14,14 @@ import orjson
 import pytest
 from aiohttp import ClientResponse
 from aiohttp.test_utils import TestServer
+from langchain_core.messages import AIMessage, HumanMessage
+from langgraph.graph import START, MessagesState, StateGraph
 from openai.types.responses import Response
 from pytest_aiohttp import AiohttpServer
 
 from agent_service.app import create_app
+from agent_service.keys import STATE
+from agent_service.state.identity import ANONYMOUS, thread_key
 from tests.conftest import ServiceFactory, openai_env, settings_for
 from tests.fakes.openai_server import FakeOpenAI
 from tests.raw_http import PATIENCE_S
@@ -259,3 +263,30 @@ async def test_invocations_clients_reach_background_runs_as_databricks_long_runn
     done = await (await service.get(f"/retrieve/{response_id}")).json()
     assert done["status"] == "completed"
     assert done["output"][0]["content"][0]["text"] == "".join(TOKENS)
+
+
+async def test_a_conversation_whose_first_turn_died_mid_run_starts_from_nothing(
+    client: Client, fake: FakeOpenAI
+) -> None:
+    """A first turn whose worker died after the graph saved steps (a resumable background
+    run, reaped without resume) left checkpoints in the conversation's thread: the next turn
+    must not continue them (a failed turn is never continued)."""
+    created = await client.post("/v1/conversations", json={})
+    conversation = (await created.json())["id"]
+    assert client.app is not None
+    store = client.app[STATE].store
+    assert store is not None
+    # What the dead worker's graph saved: the failed turn's input, as LangGraph stores it.
+    graph = StateGraph(MessagesState)
+    graph.add_node("model", lambda state: {"messages": [AIMessage("half an answer")]})
+    graph.add_edge(START, "model")
+    saved = graph.compile(checkpointer=store.checkpointer)
+    config: Any = {"configurable": {"thread_id": thread_key(ANONYMOUS, conversation)}}
+    await saved.ainvoke({"messages": [HumanMessage("the failed question")]}, config)
+    answered = await client.post(
+        "/v1/responses", json={"input": "a new question", "conversation": conversation}
+    )
+    assert answered.status == 200, await answered.text()
+    asked = [str(m.get("content")) for m in fake.requests[-1].body["messages"]]
+    assert any("a new question" in text for text in asked)
+    assert not any("failed question" in text or "half an answer" in text for text in asked)

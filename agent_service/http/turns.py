@@ -124,6 +124,11 @@ async def _join(
             headers={"Retry-After": "1"},
         ) from None
     plan.leased = thread.thread_id
+    if plan.head is None:
+        # No turn of this thread completed: any checkpoint in it was left by a turn whose
+        # worker died mid-run (per-step checkpoints of a resumable background run, reaped
+        # without resume). A failed turn is never continued: the new one starts empty.
+        await store.checkpointer.adelete_thread(thread.thread_id)
 
 
 async def end_turn(request: web.Request, plan: TurnPlan) -> None:
