@@ -6,6 +6,7 @@ model call runs again and its answer follows. SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 from contextlib import ExitStack
@@ -20,6 +21,7 @@ from mlflow.entities import Trace
 from mlflow.tracking import MlflowClient
 
 from agent_service.events import RunEnded, TextDelta, Usage
+from agent_service.http.background import FLUSH_S
 from agent_service.observability.langchain_spans import END_REASON
 from agent_service.observability.request_trace import META_REQUEST_ID, META_RESUMES
 from agent_service.protocols.base import RequestContext
@@ -50,10 +52,14 @@ def database(kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
 async def started_answering(client: httpx.AsyncClient, model: FakeOpenAI) -> str:
     """A run whose answer is partly written and stored (the model is paused mid-answer)."""
     response_id = await start(client, model)
-    while True:  # the worker stores a slow run's events within FLUSH_S
-        output = (await client.get(f"/v1/responses/{response_id}")).json()["output"]
-        if output and output[0]["content"]:
-            return response_id
+    # The stored response is what a worker taking over goes on from; the running worker
+    # stores a slow run's events within FLUSH_S: read it that often, for a bounded time.
+    async with asyncio.timeout(30):
+        while True:
+            output = (await client.get(f"/v1/responses/{response_id}")).json()["output"]
+            if output and output[0]["content"]:
+                return response_id
+            await asyncio.sleep(FLUSH_S)
 
 
 def payloads(raw: bytes) -> list[dict[str, Any]]:
