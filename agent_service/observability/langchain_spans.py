@@ -36,6 +36,20 @@ class LangChainSpans(BaseCallbackHandler):
     # Called on the event loop directly: recording a span is cheap and must not be reordered.
     run_inline = True
 
+    # Events no span comes from: LangChain then does not call us for them at all. Not
+    # `ignore_agent`: LangChain files the tool events under it.
+    @property
+    def ignore_retriever(self) -> bool:
+        return True
+
+    @property
+    def ignore_retry(self) -> bool:
+        return True
+
+    @property
+    def ignore_custom_event(self) -> bool:
+        return True
+
     def __init__(self, root: SpanRecord, spans: list[SpanRecord]) -> None:
         self._root = root
         self._all = spans

@@ -80,7 +80,6 @@ class Status:
             "failing_since": self.failing_since,
             "error": self.error,
             "backlog_bytes": self.backlog_bytes,
-            "updated": time.time(),
         }
 
 
@@ -95,6 +94,9 @@ class Exporter:
     _offsets: dict[str, int] = field(default_factory=dict)
     _rejections: dict[str, int] = field(default_factory=dict)
     _backoff: int = 0
+    # What status.json says now (without its time), so that it is rewritten on a change only:
+    # idle, the loop runs 10 times a second, and a rewrite costs four syscalls.
+    _written_status: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         self.status = Status(self.destination.description)
@@ -279,9 +281,14 @@ class Exporter:
         return spool.is_locked(self.directory / spool.PRODUCERS_LOCK)
 
     def _write_status(self) -> None:
+        """Rewrite status.json when what it says changed; `updated` is when that was."""
+        status = self.status.to_json()
+        if status == self._written_status:
+            return
+        self._written_status = status
         path = self.directory / spool.STATUS_FILE
         temporary = path.with_suffix(".tmp")
-        temporary.write_bytes(orjson.dumps(self.status.to_json()))
+        temporary.write_bytes(orjson.dumps({**status, "updated": time.time()}))
         os.replace(temporary, path)
 
 
