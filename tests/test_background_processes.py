@@ -173,3 +173,41 @@ async def test_sigterm_ends_a_run_that_outlasts_the_drain_failed_with_shutdown(
         response_id,
     )
     assert events[-1] == ("response.failed",)
+
+
+async def test_a_conversation_whose_run_lost_its_worker_takes_the_next_turn(
+    tmp_path: Path, state_url: str, fake: FakeOpenAI, fake_openai: tuple[FakeOpenAI, TestServer]
+) -> None:
+    """The run held its conversation's lease (an hour: it has no request deadline); ended
+    worker_lost by the next worker, it gives the lease back: the conversation's next turn is
+    answered, not refused 409 conversation_locked, and does not continue the failed turn."""
+    _, model = fake_openai
+    with ExitStack() as stack:
+        server = serve(stack, env_for(model, state_url), tmp_path / "server.log", "--workers", "1")
+        limits = httpx.Limits(max_keepalive_connections=0)
+        async with httpx.AsyncClient(base_url=server.base_url, timeout=30, limits=limits) as client:
+            conversation = (await client.post("/v1/conversations", json={})).json()["id"]
+            fake.paused.clear()
+            started = await client.post(
+                "/v1/responses",
+                json={
+                    "input": "the failed question",
+                    "background": True,
+                    "conversation": conversation,
+                },
+            )
+            assert started.status_code == 200, started.text
+            await fake.paused.wait()
+            (worker,) = worker_pids(server)
+            os.kill(worker, signal.SIGKILL)
+            raw = await whole_stream(client, started.json()["id"])
+            assert last_event(raw)["type"] == "response.failed"
+            fake.behaviour.pause_after_chunks = None
+            answered = await client.post(
+                "/v1/responses", json={"input": "a new question", "conversation": conversation}
+            )
+    assert answered.status_code == 200, answered.text
+    assert answered.json()["status"] == "completed"
+    asked = [str(m.get("content")) for m in fake.requests[-1].body["messages"]]
+    assert any("a new question" in text for text in asked)
+    assert not any("failed question" in text for text in asked)

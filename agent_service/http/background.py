@@ -356,7 +356,15 @@ async def start_background(
                 openai_route=request.path != INVOCATIONS,
                 created_at=exchange.created_at,
             )
-        await store.runs.create(exchange.response_id, plan.owner, runs.worker, queued, again)
+        await store.runs.create(
+            exchange.response_id,
+            plan.owner,
+            runs.worker,
+            queued,
+            again,
+            thread_id=plan.leased,
+            lease_holder=holder if plan.leased else None,
+        )
     except BaseException:
         await end_turn_in(store, holder, plan)
         raise
@@ -586,15 +594,21 @@ async def _failing(error: errors.ServiceError) -> AsyncIterator[Event]:
 async def _end_stopped(store: StateStore, sink: StoreSink, handle: RunHandle) -> None:
     with contextlib.suppress(Exception):
         await sink.store()
-    await _end_stopped_by(store, handle.response_id, STOPPED)
+    # The lease is given back by the run's own ending (end_turn_in), after its checkpoints
+    # of a first turn are deleted: not before, when another turn could already hold it.
+    await _end_stopped_by(store, handle.response_id, STOPPED, release_lease=False)
 
 
-async def _end_stopped_by(store: StateStore, response_id: str, message: str) -> None:
+async def _end_stopped_by(
+    store: StateStore, response_id: str, message: str, *, release_lease: bool = True
+) -> None:
     def ending(body: Any, sequence: int) -> tuple[dict[str, Any], list[StoredEvent]]:
         final, frames = abandoned(body, sequence, message)
         return final, _stored(frames)
 
-    await store.end_abandoned_run(response_id, stale_before=math.inf, ending=ending)
+    await store.end_abandoned_run(
+        response_id, stale_before=math.inf, ending=ending, release_lease=release_lease
+    )
 
 
 async def _flush_while_running(sink: StoreSink, handle: RunHandle) -> None:

@@ -186,6 +186,20 @@ MIGRATIONS = (
     Migration(5, "resumable background runs", sqlite=_RESUME, postgresql=_RESUME),
 )
 
+# The conversation thread a background run leased and the holder it leased it as (NULL: it
+# leased none): a run whose worker died is ended by another worker, which must give the
+# lease back, or the conversation stays locked until the lease runs out.
+_RUN_LEASE = """
+    ALTER TABLE agent_runs ADD COLUMN thread_id TEXT;
+    ALTER TABLE agent_runs ADD COLUMN lease_holder TEXT
+"""
+MIGRATIONS = (
+    *MIGRATIONS,
+    Migration(
+        6, "the thread lease a background run holds", sqlite=_RUN_LEASE, postgresql=_RUN_LEASE
+    ),
+)
+
 LATEST_VERSION = MIGRATIONS[-1].version
 
 _VERSION_TABLE = """

@@ -60,12 +60,18 @@ class RunRepository:
         worker: str,
         body: Mapping[str, Any],
         resume: Mapping[str, Any] | None = None,
+        *,
+        thread_id: str | None = None,
+        lease_holder: str | None = None,
     ) -> None:
+        """A new run; `thread_id` and `lease_holder`: the conversation thread it leased and
+        as whom (whoever ends it after its worker died gives the lease back)."""
         now = time.time()
         expires = now + self._retention_s if self._retention_s else None
         await self._db.execute(
             "INSERT INTO agent_runs (id, owner, status, worker, created_at, heartbeat_at,"
-            " expires_at, body, resume) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " expires_at, body, resume, thread_id, lease_holder)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 run_id,
                 owner,
@@ -76,6 +82,8 @@ class RunRepository:
                 expires,
                 dumps(body),
                 None if resume is None else dumps(resume),
+                thread_id,
+                lease_holder,
             ),
         )
 

@@ -153,12 +153,15 @@ class StateStore:
         *,
         stale_before: float,
         ending: Callable[[Mapping[str, Any], int], tuple[dict[str, Any], Sequence[StoredEvent]]],
+        release_lease: bool = True,
     ) -> bool:
         """End a run whose worker stopped beating before `stale_before`: its status and
         response become what `ending` makes of the last stored response, and `ending`'s
         terminal events follow the stored ones, so that a client following the stream sees
         it end. False when the run is not (or no longer) abandoned: another instance ended
-        it first, or its worker is alive."""
+        it first, or its worker is alive. The thread lease the run held is given back
+        (`release_lease`, unless the caller gives it back itself), its head unmoved: a failed
+        turn is never continued, and the conversation's next turn is not refused."""
         async with self.db.transaction() as session:
             # The conditional update first: of two instances reaping at once, one wins.
             claimed = await session.execute(
@@ -168,7 +171,9 @@ class StateStore:
             )
             if not claimed:
                 return False
-            row = await session.fetch_one("SELECT body FROM agent_runs WHERE id = ?", (run_id,))
+            row = await session.fetch_one(
+                "SELECT body, thread_id, lease_holder FROM agent_runs WHERE id = ?", (run_id,)
+            )
             last = await session.fetch_one(
                 "SELECT MAX(seq) AS seq FROM agent_response_events WHERE response_id = ?",
                 (run_id,),
@@ -186,6 +191,12 @@ class StateStore:
                 " VALUES (?, ?, ?, ?, ?)",
                 [(run_id, e.sequence, e.event, e.payload, now) for e in events],
             )
+            if release_lease and row["thread_id"] is not None:
+                await session.execute(
+                    "UPDATE agent_threads SET lease_holder = NULL, lease_until = NULL"
+                    " WHERE thread_id = ? AND lease_holder = ?",
+                    (row["thread_id"], row["lease_holder"]),
+                )
         return True
 
     async def delete_conversation(self, owner: str, conversation_id: str) -> bool:
