@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import sys
 import uuid
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import openai
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from pytest_aiohttp import AiohttpClient, AiohttpServer
@@ -68,6 +70,20 @@ def openai_env(server: TestServer, **extra: str) -> dict[str, str]:
         "MODEL_MAX_RETRIES": "0",
         **extra,
     }
+
+
+@asynccontextmanager
+async def sdk_on_store(
+    aiohttp_server: AiohttpServer, model_server: TestServer, store_url: str, **extra: str
+) -> AsyncIterator[openai.AsyncOpenAI]:
+    """The OpenAI SDK, without retries, on a service with a state store and the fake model."""
+    env = openai_env(model_server, STATE_STORE=store_url, **extra)
+    server = await aiohttp_server(await create_app(settings_for(env)))
+    client = openai.AsyncOpenAI(base_url=str(server.make_url("/v1")), api_key="k", max_retries=0)
+    try:
+        yield client
+    finally:
+        await client.close()
 
 
 # --- tracing to a real store ---------------------------------------------------------------

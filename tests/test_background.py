@@ -19,10 +19,9 @@ from langgraph.graph import START, MessagesState, StateGraph
 from openai.types.responses import Response
 from pytest_aiohttp import AiohttpServer
 
-from agent_service.app import create_app
 from agent_service.keys import STATE
 from agent_service.state.identity import ANONYMOUS, thread_key
-from tests.conftest import ServiceFactory, openai_env, settings_for
+from tests.conftest import ServiceFactory, openai_env, sdk_on_store
 from tests.fakes.openai_server import FakeOpenAI
 from tests.raw_http import PATIENCE_S
 from tests.test_state_resume import events_of, field
@@ -200,13 +199,8 @@ async def sdk(
     fake_openai: tuple[FakeOpenAI, TestServer],
     state_url: str,
 ) -> AsyncIterator[openai.AsyncOpenAI]:
-    _, model = fake_openai
-    server = await aiohttp_server(
-        await create_app(settings_for(openai_env(model, STATE_STORE=state_url)))
-    )
-    client = openai.AsyncOpenAI(base_url=str(server.make_url("/v1")), api_key="k", max_retries=0)
-    yield client
-    await client.close()
+    async with sdk_on_store(aiohttp_server, fake_openai[1], state_url) as client:
+        yield client
 
 
 async def test_the_openai_sdk_runs_background_responses_unchanged(

@@ -12,8 +12,7 @@ from aiohttp.test_utils import TestServer
 from openai.types.responses import FunctionToolParam
 from pytest_aiohttp import AiohttpServer
 
-from agent_service.app import create_app
-from tests.conftest import openai_env, settings_for
+from tests.conftest import sdk_on_store
 from tests.fakes.openai_server import FakeOpenAI
 
 WEATHER: FunctionToolParam = {
@@ -28,13 +27,11 @@ WEATHER: FunctionToolParam = {
 async def sdk(
     aiohttp_server: AiohttpServer, fake_openai: tuple[FakeOpenAI, TestServer], state_url: str
 ) -> AsyncIterator[openai.AsyncOpenAI]:
-    _, model_server = fake_openai
     # The agent has a tool of its own too: a stored turn may run tools inside it.
-    env = openai_env(model_server, STATE_STORE=state_url, AGENT_TOOLS="calculator")
-    server = await aiohttp_server(await create_app(settings_for(env)))
-    client = openai.AsyncOpenAI(base_url=str(server.make_url("/v1")), api_key="k", max_retries=0)
-    yield client
-    await client.close()
+    async with sdk_on_store(
+        aiohttp_server, fake_openai[1], state_url, AGENT_TOOLS="calculator"
+    ) as client:
+        yield client
 
 
 def roles(fake: FakeOpenAI) -> list[str]:

@@ -13,8 +13,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from pytest_aiohttp import AiohttpServer
 
-from agent_service.app import create_app
-from tests.conftest import ServiceFactory, openai_env, settings_for
+from tests.conftest import ServiceFactory, openai_env, sdk_on_store
 from tests.fakes.openai_server import FakeOpenAI
 from tests.state_probes import count, mentions
 
@@ -115,13 +114,8 @@ async def test_only_stored_streams_can_be_read_again(client: Client, state_url: 
 async def sdk(
     aiohttp_server: AiohttpServer, fake_openai: tuple[FakeOpenAI, TestServer], state_url: str
 ) -> AsyncIterator[openai.AsyncOpenAI]:
-    _, model = fake_openai
-    server = await aiohttp_server(
-        await create_app(settings_for(openai_env(model, STATE_STORE=state_url)))
-    )
-    client = openai.AsyncOpenAI(base_url=str(server.make_url("/v1")), api_key="k", max_retries=0)
-    yield client
-    await client.close()
+    async with sdk_on_store(aiohttp_server, fake_openai[1], state_url) as client:
+        yield client
 
 
 async def test_the_openai_sdk_retrieves_a_stream_from_where_it_stopped(
